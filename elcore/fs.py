@@ -1,0 +1,72 @@
+"""Filesystem helpers over fsspec, so local paths, `memory://`, `s3://` and `gs://` all work."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import fsspec
+import pyarrow.fs as pafs
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Return the fsspec filesystem of `url` and the path inside it."""
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
+
+
+def arrow_filesystem(url: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem for `url` (fsspec-backed), for pyarrow's dataset readers and writers."""
+    fs, path = filesystem(url)
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
+
+
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return fs.exists(path)
+
+
+def read_bytes(url: str) -> bytes:
+    fs, path = filesystem(url)
+    with fs.open(path, "rb") as f:
+        return f.read()
+
+
+def write_bytes_atomic(url: str, data: bytes) -> None:
+    """Write to a temporary name, then move into place: readers never see half a file."""
+    fs, path = filesystem(url)
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, path)
+
+
+def read_json(url: str) -> Any:
+    return json.loads(read_bytes(url).decode("utf-8"))
+
+
+def write_json_atomic(url: str, value: Any) -> None:
+    write_bytes_atomic(url, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def makedirs(url: str) -> None:
+    fs, path = filesystem(url)
+    fs.makedirs(path, exist_ok=True)
+
+
+def fingerprint(*parts: bytes | str) -> str:
+    """A short stable hash of byte/str parts (16 hex chars)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8") if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
