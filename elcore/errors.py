@@ -36,3 +36,15 @@ class ModelNotFoundError(ElqError, FileNotFoundError):
 
 class IndexMismatchError(ElqError, ValueError):
     """An index, embeddings file or catalogue do not belong together (sizes or fingerprints differ)."""
+
+
+class EvaluationInputError(ElqError, ValueError):
+    """Examples and predictions given to an evaluation do not line up (counts or fields differ)."""
+
+
+class IndexNotFoundError(ElqError, FileNotFoundError):
+    """An entity index directory is missing or incomplete (no `index.json`, or a shard file absent)."""
+
+
+class EmbeddingsNotFoundError(ElqError, FileNotFoundError):
+    """An embeddings directory is missing its `manifest.json` or a part file it lists."""

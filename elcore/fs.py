@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import tempfile
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import fsspec
@@ -70,3 +74,60 @@ def fingerprint(*parts: bytes | str) -> str:
         h.update(part.encode("utf-8") if isinstance(part, str) else part)
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+def is_local(url: str) -> bool:
+    fs, _ = filesystem(url)
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def localize(url: str) -> str:
+    """A local path holding the contents of `url` (a remote directory is copied into the cache once)."""
+    if is_local(url):
+        return filesystem(url)[1]
+    from .settings import cache_dir
+
+    fs, path = filesystem(url)
+    local = os.path.join(cache_dir(), "remote", fingerprint(url))
+    if not os.path.exists(os.path.join(local, ".complete")):
+        fs.get(path.rstrip("/") + "/", local, recursive=True)
+        open(os.path.join(local, ".complete"), "w").close()
+    return local
+
+
+@contextlib.contextmanager
+def local_staging(url: str) -> Iterator[str]:
+    """Yield a local directory to write into; for a remote `url` it is uploaded on success."""
+    if is_local(url):
+        path = filesystem(url)[1]
+        os.makedirs(path, exist_ok=True)
+        yield path
+        return
+    fs, path = filesystem(url)
+    with tempfile.TemporaryDirectory() as tmp:
+        yield tmp
+        fs.makedirs(path, exist_ok=True)
+        fs.put(tmp.rstrip("/") + "/", path, recursive=True)
+
+
+@contextlib.contextmanager
+def atomic_writer(url: str) -> Iterator[Any]:
+    """Open `url` for binary writing under a temporary name; move it into place only on success.
+
+    Example:
+        >>> with atomic_writer("memory://out/part.parquet") as f:
+        ...     f.write(b"...")  # readers see no file until the block ends
+    """
+    fs, path = filesystem(url)
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with fs.open(tmp, "wb") as f:
+            yield f
+        fs.mv(tmp, path)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise

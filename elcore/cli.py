@@ -1,0 +1,236 @@
+"""The `elq` command. Each sub-command parses options into a typed config and calls one function.
+
+Ray-backed sub-commands (`embed-entities`, `build-index`, `link-corpus`, `kb build`, `train
+--workers`) import `pipelines` only when run, so `elcore` itself never imports Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="elq: end-to-end entity linking (ELQ).")
+kb_app = typer.Typer(no_args_is_help=True, help="Knowledge base tools.")
+app.add_typer(kb_app, name="kb")
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="linker or model directory (default: the embedded default)")]  # noqa: UP045
+CatalogueOpt = Annotated[Optional[str], typer.Option(help="catalogue (jsonl or Parquet); default: the linker's own")]  # noqa: UP045
+IndexOpt = Annotated[Optional[str], typer.Option(help="index directory; default: the linker's own, else exact")]  # noqa: UP045
+
+
+def _linker(model, catalogue, index, batch_size=32, candidates=0, **overrides):
+    from .linker import Linker, require_default_linker
+
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return Linker.from_pretrained(
+        model or require_default_linker(), catalogue=catalogue, index=index, batch_size=batch_size,
+        num_candidates=candidates, **overrides,
+    )
+
+
+def _print_table(links) -> None:
+    if not links:
+        typer.echo("  (no entities found)")
+        return
+    width = max(len(link.mention) for link in links)
+    for link in links:
+        typer.echo(f"  {link.mention:<{width}}  ->  {link.title}  [{link.qid or link.entity_id}]  score {link.score:.2f}")
+
+
+@app.command()
+def link(
+    text: Annotated[Optional[list[str]], typer.Argument(help="texts to link")] = None,  # noqa: UP045
+    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="read lines, print a table")] = False,
+    input: Annotated[Optional[str], typer.Option("--input", help="jsonl of documents")] = None,  # noqa: UP045
+    output: Annotated[Optional[str], typer.Option("--output", help="jsonl of links, one line per input line")] = None,  # noqa: UP045
+    id_field: str = "id",
+    text_field: str = "text",
+    model: ModelOpt = None,
+    catalogue: CatalogueOpt = None,
+    index: IndexOpt = None,
+    threshold: Annotated[Optional[float], typer.Option(help="joint score threshold")] = None,  # noqa: UP045
+    top_k_mentions: Annotated[Optional[int], typer.Option(help="spans kept per window")] = None,  # noqa: UP045
+    top_k_entities: Annotated[Optional[int], typer.Option(help="entities retrieved per span")] = None,  # noqa: UP045
+    window: Annotated[Optional[int], typer.Option(help="wordpieces per window (<= 512)")] = None,  # noqa: UP045
+    stride: Annotated[Optional[int], typer.Option(help="tokens between window starts")] = None,  # noqa: UP045
+    batch_size: int = 32,
+    candidates: Annotated[int, typer.Option(help="alternative entities per link")] = 0,
+) -> None:
+    """Link texts: arguments (JSON out), `-i` (interactive), or `--input/--output` jsonl files."""
+    linker = _linker(
+        model, catalogue, index, batch_size, candidates, threshold=threshold, top_k_mentions=top_k_mentions,
+        top_k_entities=top_k_entities, max_context_length=window, context_stride=stride,
+    )
+    if input:
+        from .corpus import link_jsonl
+
+        if not output:
+            raise typer.BadParameter("--input needs --output")
+        counts = link_jsonl(linker, input, output, id_field=id_field, text_field=text_field)
+        typer.echo(json.dumps(counts), err=True)
+        return
+    if interactive:
+        typer.echo("elq interactive: type a sentence, empty line or Ctrl-D to quit.")
+        for line in sys.stdin:
+            if not line.strip():
+                break
+            _print_table(linker.link([line.rstrip("\n")])[0])
+        return
+    if not text:
+        raise typer.BadParameter("give texts, -i, or --input/--output")
+    for t, links in zip(text, linker.link(text), strict=True):
+        typer.echo(json.dumps({"text": t, "links": [link.to_dict() for link in links]}, ensure_ascii=False))
+
+
+@app.command()
+def evaluate(
+    data: Annotated[list[str], typer.Option(help="gold jsonl (kit or ELQ format); repeatable")],
+    model: ModelOpt = None,
+    catalogue: CatalogueOpt = None,
+    index: IndexOpt = None,
+    output: Annotated[Optional[str], typer.Option(help="report JSON (default: print only)")] = None,  # noqa: UP045
+    sweep_thresholds: Annotated[bool, typer.Option(help="P/R/F1 per threshold, a PNG plot and the best")] = False,
+    threshold: Optional[float] = None,  # noqa: UP045
+    batch_size: int = 32,
+    limit: Annotated[Optional[int], typer.Option(help="first N examples of each file")] = None,  # noqa: UP045
+) -> None:
+    """ELQ's weak/strong span metrics and entity-level P/R/F1, with load and link time."""
+    import time
+
+    from . import fs
+    from .data import read_examples
+    from .evaluation import default_thresholds, evaluate_linker
+    from .metrics import format_table, plot_sweep
+
+    started = time.perf_counter()
+    linker = _linker(model, catalogue, index, batch_size, threshold=threshold)
+    load_seconds = time.perf_counter() - started
+    reports = {}
+    for url in data:
+        examples = read_examples(url, limit=limit)
+        report = evaluate_linker(linker, examples, sweep=default_thresholds() if sweep_thresholds else None)
+        report["timing"]["load_seconds"] = round(load_seconds, 3)
+        reports[url] = report
+        typer.echo(f"== {url} ({len(examples)} examples, threshold {report['threshold']})")
+        typer.echo(format_table(report["metrics"]))
+        typer.echo(f"load {load_seconds:.1f}s, link {report['timing']['link_seconds']:.1f}s")
+        if sweep_thresholds:
+            typer.echo(f"best threshold by {report['selected_by']}: {report['best_threshold']}")
+            if output:
+                plot_sweep(report["sweep"], f"{output.rsplit('.', 1)[0]}-{Path(url).parent.name}-{Path(url).stem}.png")
+    if output:
+        fs.write_json_atomic(output, reports)
+
+
+@app.command("encode-entities")
+def encode_entities(
+    catalogue: Annotated[str, typer.Option(help="catalogue jsonl or Parquet")],
+    output: Annotated[str, typer.Option(help="linker directory to write (model + catalogue + index)")],
+    model: ModelOpt = None,
+    index_type: Annotated[str, typer.Option(help="flat, flat-fp16, sq8, hnsw, ivfpq or a faiss factory string")] = "flat",
+    batch_size: int = 64,
+) -> None:
+    """Encode a catalogue in-process (cached) and write a linker directory for it."""
+    from .catalogue import EntityCatalogue
+    from .encoding import catalogue_vectors
+    from .index import FaissIndex, IndexSpec
+    from .linker import Linker, require_default_linker
+    from .model import ElqModel
+
+    elq_model = ElqModel.from_pretrained(model or require_default_linker())
+    entities = EntityCatalogue.load(catalogue)
+    vectors = catalogue_vectors(elq_model, entities, batch_size=batch_size)
+    index = FaissIndex.build(vectors, IndexSpec(kind=index_type))
+    Linker(elq_model, entities, index).save_pretrained(output)
+    typer.echo(json.dumps({"entities": len(entities), "dim": vectors.shape[1], "output": output}))
+
+
+@app.command()
+def train(
+    recipe: Annotated[Optional[str], typer.Option(help="a named recipe (see `elq recipes`)")] = None,  # noqa: UP045
+    config: Annotated[Optional[str], typer.Option(help="JSON file of TrainConfig fields")] = None,  # noqa: UP045
+    set: Annotated[Optional[list[str]], typer.Option("--set", help="override a field: name=JSON value")] = None,  # noqa: UP045
+    workers: Annotated[int, typer.Option(help="Ray Train workers (0: this process, no Ray)")] = 0,
+    use_gpu: bool = False,
+) -> None:
+    """Train a linker (ELQ's losses): in this process, or with Ray Train when --workers > 0."""
+    from .training import TrainConfig
+    from .training import train as run_training
+
+    values: dict = {}
+    if recipe:
+        from .recipes import recipe_config
+
+        values.update(recipe_config(recipe))
+    if config:
+        values.update(json.loads(Path(config).read_text()))
+    for item in set or []:
+        key, _, raw = item.partition("=")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    train_config = TrainConfig.from_dict(values)
+    if workers:
+        from pipelines.train import run as run_distributed
+
+        summary = run_distributed(train_config, num_workers=workers, use_gpu=use_gpu)
+    else:
+        summary = run_training(train_config)
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+
+
+@app.command("build-default")
+def build_default(
+    output: Annotated[Optional[str], typer.Option(help="where to write the linker")] = None,  # noqa: UP045
+    max_entities: Optional[int] = None,  # noqa: UP045
+    max_train_examples: int = 6000,
+    epochs: int = 1,
+) -> None:
+    """Build the embedded default linker (MiniLM + ~10k Wikipedia vital articles; ~10 min on 2 cores)."""
+    from .default_model import DefaultBuildConfig, build_default_linker
+
+    config = DefaultBuildConfig(max_entities=max_entities, max_train_examples=max_train_examples, epochs=epochs)
+    if output:
+        config.output_dir = output
+    typer.echo(json.dumps(build_default_linker(config), indent=2))
+
+
+@app.command()
+def env() -> None:
+    """Versions and settings, for bug reports."""
+    import platform
+
+    from .model import library_versions
+
+    info = {**library_versions(), "platform": platform.platform(), "cache_dir": settings.cache_dir(),
+            "default_linker": settings.default_model_dir(), "device": settings.device()}
+    for name in ("faiss", "pyarrow", "ray"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            info[name] = "not installed"
+    typer.echo(json.dumps(info, indent=2))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings.hf_offline()
+    from .errors import ElqError
+
+    try:
+        app()
+    except ElqError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    main()

