@@ -53,7 +53,9 @@ def parse_range(dump_url: str, byte_range: ByteRange, parser: PageParser, work_d
     return result
 
 
-def finish(config: KbBuildConfig, parts: list[PartResult], stats: KbBuildStats, started: float) -> KbBuildStats:
+def finish(
+    config: KbBuildConfig, parts: list[PartResult], stats: KbBuildStats, started: float
+) -> KbBuildStats:
     """Pass 2, timings, `stats.json`, and removal of the work dir."""
     parsed = time.perf_counter()
     stats.seconds["parse"] = round(parsed - started, 3)

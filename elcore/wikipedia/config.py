@@ -176,7 +176,14 @@ class KbBuildStats:
 
     def merge(self, other: KbBuildStats, error_limit: int) -> None:
         """Add the pass-1 counts of another byte range (ranges merged in dump order)."""
-        for name in ("pages_seen", "article_pages", "redirects", "disambiguations", "bytes_read", "links_cut"):
+        for name in (
+            "pages_seen",
+            "article_pages",
+            "redirects",
+            "disambiguations",
+            "bytes_read",
+            "links_cut",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.skipped.items():
             self.skip(reason, n)

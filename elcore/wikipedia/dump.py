@@ -405,6 +405,8 @@ def write_dump(
     header = _siteinfo_xml(dbname, namespaces or DEFAULT_NAMESPACES).encode("utf-8")
     footer = b"</mediawiki>\n"
     fsys, path = fs.filesystem(url)
+    if "/" in path:
+        fsys.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     with fsys.open(path, "wb") as out:
         if form == "xml":
             out.write(header)

@@ -20,7 +20,13 @@ from elcore import fs
 from elcore.wikipedia.config import KbBuildStats
 from elcore.wikipedia.dump import PageError, RawPage
 from elcore.wikipedia.passages import Windower
-from elcore.wikipedia.wikitext import LinkClassifier, cut_description, normalize_title, parse_article, redirect_target
+from elcore.wikipedia.wikitext import (
+    LinkClassifier,
+    cut_description,
+    normalize_title,
+    parse_article,
+    redirect_target,
+)
 
 
 @dataclass
@@ -64,7 +70,9 @@ class PartResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PartResult:
-        return cls(d["part"], d["index_path"], [RunInfo(**r) for r in d["runs"]], KbBuildStats.from_dict(d["stats"]))
+        return cls(
+            d["part"], d["index_path"], [RunInfo(**r) for r in d["runs"]], KbBuildStats.from_dict(d["stats"])
+        )
 
 
 class PageParser:
@@ -132,7 +140,9 @@ class WorkWriter:
         path = fs.join(self.work_dir, f"run-{self.part}-{len(self.result.runs):05d}.jsonl")
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self._buffer)
         fs.write_bytes_atomic(path, lines.encode("utf-8"))
-        self.result.runs.append(RunInfo(path, self._buffer[0]["id"], self._buffer[-1]["id"], len(self._buffer)))
+        self.result.runs.append(
+            RunInfo(path, self._buffer[0]["id"], self._buffer[-1]["id"], len(self._buffer))
+        )
         self._buffer = []
 
     def close(self) -> PartResult:
@@ -162,7 +172,9 @@ def parse_into(
         try:
             kind, record = parser.parse(item)
         except Exception as error:  # noqa: BLE001 - any parser failure skips just this page
-            stats.error(item.page_id, item.title, "parse_error", f"wikitext: {type(error).__name__}: {error}", limit)
+            stats.error(
+                item.page_id, item.title, "parse_error", f"wikitext: {type(error).__name__}: {error}", limit
+            )
             continue
         if kind == "article":
             assert record is not None
@@ -171,7 +183,11 @@ def parse_into(
             stats.article_pages += 1
             stats.links_cut += record["links_cut"]
         elif kind == "redirect":
-            target = normalize_title(item.redirect) if item.redirect is not None else redirect_target(item.text or "")
+            target = (
+                normalize_title(item.redirect)
+                if item.redirect is not None
+                else redirect_target(item.text or "")
+            )
             writer.index(item.page_id, "redirect", item.title, target)
             stats.redirects += 1
         elif kind == "disambiguation":

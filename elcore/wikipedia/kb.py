@@ -187,7 +187,9 @@ class _Outputs:
         self._fs.mv(self._pas_tmp, pas_path)
 
 
-def _passage_lines(record: dict[str, Any], maps: TitleMaps, config: KbBuildConfig, stats: KbBuildStats) -> list[str]:
+def _passage_lines(
+    record: dict[str, Any], maps: TitleMaps, config: KbBuildConfig, stats: KbBuildStats
+) -> list[str]:
     pid, lines, kept = record["id"], [], 0
     for n, (text, links) in enumerate(record["windows"]):
         stats.passages_made += 1

@@ -130,11 +130,7 @@ class Windower:
                 word = not tokens[i].startswith("##") and offsets[i][0] > offsets[i - 1][1]
                 if word and best_word < 0:
                     best_word = i
-                if (
-                    word
-                    and tokens[i - 1] in _SENTENCE_END
-                    and i - start >= budget // 2
-                ):
+                if word and tokens[i - 1] in _SENTENCE_END and i - start >= budget // 2:
                     best_sentence = i
                     break
                 if i - start < budget // 2 and best_word >= 0:
@@ -155,7 +151,9 @@ class Windower:
         out: list[_Piece],
     ) -> int:
         lo, hi = offsets[start][0], offsets[end - 1][1]
-        inside = [Link(k.start - lo, k.end - lo, k.target) for k in paragraph.links if lo <= k.start and k.end <= hi]
+        inside = [
+            Link(k.start - lo, k.end - lo, k.target) for k in paragraph.links if lo <= k.start and k.end <= hi
+        ]
         crossing = sum(1 for k in paragraph.links if lo <= k.start < hi < k.end)
         out.append(_Piece(paragraph.text[lo:hi], inside, end - start, hard))
         return crossing

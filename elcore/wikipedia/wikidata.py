@@ -1,8 +1,8 @@
 """Page id / title -> Wikidata QID, from a `page_props` SQL dump or a TSV/CSV file.
 
-    >>> m = load_wikidata_map("enwiki-20190801-page_props.sql.gz")
-    >>> m.qid(12, "Anarchism")
-    'Q6199'
+>>> m = load_wikidata_map("enwiki-20190801-page_props.sql.gz")
+>>> m.qid(12, "Anarchism")
+'Q6199'
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def _read_delimited(url: str, first: str, stream: io.TextIOWrapper) -> WikidataM
         if not _QID.fullmatch(qid):
             if number == 1:
                 continue  # header
-            raise InputRecordError(url, number, "qid", f"expected a QID like Q42 in the second column, got {qid!r}")
+            raise InputRecordError(
+                url, number, "qid", f"expected a QID like Q42 in the second column, got {qid!r}"
+            )
         if key.isdigit():
             result.by_page_id[int(key)] = qid
         elif key:

@@ -1,0 +1,93 @@
+import pytest
+
+from elcore.encoding import encode_entities
+from elcore.errors import IndexMismatchError
+from elcore.index import FaissIndex, IndexSpec
+from elcore.linker import Linker
+
+TEXTS = [
+    "who is betty white's husband?",
+    "Paris is the capital of France and Berlin is the capital of Germany.",
+    "",
+    "albert einstein played football in london",
+]
+
+
+@pytest.fixture()
+def linker(tiny_model, small_catalogue):
+    # A random model: a very low threshold so that links exist at all.
+    tiny_model.config = tiny_model.config.replace(threshold=-50.0)
+    vectors = encode_entities(tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False)
+    return Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec()), num_candidates=3)
+
+
+def _as_tuples(links):
+    return [[(x.start, x.end, x.entity_id, round(x.score, 4)) for x in doc] for doc in links]
+
+
+def test_links_point_into_the_text_and_do_not_overlap(linker):
+    results = linker.link(TEXTS)
+    assert len(results) == len(TEXTS) and results[2] == []
+    for text, links in zip(TEXTS, results, strict=True):
+        for a, b in zip(links, links[1:]):
+            assert a.end <= b.start
+        for link in links:
+            assert link.mention == text[link.start : link.end] and link.mention.strip() == link.mention
+            assert link.score > -50.0 and link.score <= link.mention_score
+            assert link.candidates[0].entity_row == link.entity_row
+            assert list(c.score for c in link.candidates) == sorted((c.score for c in link.candidates), reverse=True)
+    assert any(results[1])
+
+
+def test_save_and_load_give_identical_links(linker, tmp_path):
+    linker.save_pretrained(str(tmp_path / "linker"))
+    loaded = Linker.from_pretrained(str(tmp_path / "linker"), num_candidates=3)
+    assert _as_tuples(loaded.link(TEXTS)) == _as_tuples(linker.link(TEXTS))
+    assert loaded.config.threshold == -50.0
+
+
+def test_linker_directory_on_memory_filesystem(linker):
+    linker.save_pretrained("memory://linkers/tiny")
+    loaded = Linker.from_pretrained("memory://linkers/tiny")
+    assert _as_tuples(loaded.link(TEXTS[:2])) == _as_tuples(linker.link(TEXTS[:2]))
+
+
+def test_bare_model_with_catalogue_builds_an_exact_index(linker, tmp_path):
+    linker.model.save_pretrained(str(tmp_path / "model"))
+    linker.catalogue.save(str(tmp_path / "entities.parquet"))
+    loaded = Linker.from_pretrained(str(tmp_path / "model"), catalogue=str(tmp_path / "entities.parquet"))
+    assert _as_tuples(loaded.link(TEXTS)) == _as_tuples(linker.link(TEXTS))
+
+
+def test_short_text_links_the_same_with_and_without_windowing(linker):
+    wide = linker.link(TEXTS)
+    linker.model.config = linker.config.replace(max_context_length=16, context_stride=6)
+    narrow = linker.link([TEXTS[0]])
+    # TEXTS[0] has 10 wordpieces: it fits one 16-piece window too, so nothing may change.
+    assert _as_tuples(narrow) == _as_tuples(wide[:1])
+
+
+def test_long_text_is_linked_end_to_end_with_document_offsets(linker):
+    sentence = "Paris is the capital of France and albert einstein was born in Germany. "
+    text = sentence * 160  # ~2,000 words, dozens of 32-wordpiece windows
+    (links,) = linker.link([text])
+    assert links, "no links in a 2,000-word text"
+    assert max(link.start for link in links) > len(text) * 0.9  # the end of the text is reached
+    for link in links:
+        assert link.mention == text[link.start : link.end]
+    for a, b in zip(links, links[1:]):
+        assert a.end <= b.start
+
+
+def test_candidates_resolve_to_the_same_links(linker):
+    candidates = linker.link_candidates(TEXTS)
+    direct = linker.link(TEXTS)
+    resolved = [Linker.resolve(c, linker.config.threshold) for c in candidates]
+    assert _as_tuples(resolved) == _as_tuples(direct)
+    assert sum(map(len, candidates)) >= sum(map(len, direct))
+
+
+def test_index_and_catalogue_must_match(linker, small_catalogue):
+    vectors = encode_entities(linker.model, small_catalogue.entity_inputs(range(3)), progress=False)
+    with pytest.raises(IndexMismatchError, match="catalogue has 10"):
+        Linker(linker.model, small_catalogue, FaissIndex.build(vectors, IndexSpec()))
