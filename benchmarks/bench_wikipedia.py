@@ -80,7 +80,9 @@ class DumpGenerator:
         for _ in range(n):
             if self.rng.random() < 0.06:
                 target = self.rng.choice(self.titles if self.rng.random() < 0.93 else self.missing)
-                words.append(f"[[{target}]]" if self.rng.random() < 0.5 else f"[[{target}|{self.rng.choice(WORDS)}]]")
+                words.append(
+                    f"[[{target}]]" if self.rng.random() < 0.5 else f"[[{target}|{self.rng.choice(WORDS)}]]"
+                )
             else:
                 words.append(self.rng.choice(WORDS))
         text = " ".join(words)
@@ -98,10 +100,14 @@ class DumpGenerator:
         target = rng.lognormvariate(math.log(4000), 1.1)  # median ~4 KB, mean ~7 KB of prose and markup
         parts = []
         if rng.random() < 0.6:
-            fields = "\n".join(f"| field_{i} = [[{rng.choice(self.titles)}]] {rng.randint(1, 2000)}" for i in range(12))
+            fields = "\n".join(
+                f"| field_{i} = [[{rng.choice(self.titles)}]] {rng.randint(1, 2000)}" for i in range(12)
+            )
             parts.append(f"{{{{Infobox thing\n| name = {title}\n| image = Example.jpg\n{fields}\n}}}}")
         first = lead or self.paragraph()
-        parts.append(f"'''{title}''' ({{{{IPA|x}}}}) " + first[len(title) :] if first.startswith(title) else first)
+        parts.append(
+            f"'''{title}''' ({{{{IPA|x}}}}) " + first[len(title) :] if first.startswith(title) else first
+        )
         size = sum(map(len, parts))
         section = 0
         while size < target:
@@ -109,16 +115,26 @@ class DumpGenerator:
                 section += 1
                 parts.append(f"== Section {section} ==")
             if rng.random() < 0.2:
-                parts.append(f"[[File:Image {rng.randint(0, 999)}.jpg|thumb|A caption with [[{rng.choice(self.titles)}]]]]")
+                parts.append(
+                    f"[[File:Image {rng.randint(0, 999)}.jpg|thumb|A caption with [[{rng.choice(self.titles)}]]]]"
+                )
             if rng.random() < 0.1:
-                rows = "\n|-\n".join(f"| {rng.randint(1900, 2019)} || [[{rng.choice(self.titles)}]]" for _ in range(6))
+                rows = "\n|-\n".join(
+                    f"| {rng.randint(1900, 2019)} || [[{rng.choice(self.titles)}]]" for _ in range(6)
+                )
                 parts.append(f'{{| class="wikitable"\n! Year !! Item\n|-\n{rows}\n|}}')
             paragraph = self.paragraph()
             parts.append(paragraph)
             size += len(paragraph) + 40
-        parts.append("== References ==\n{{Reflist}}\n\n== External links ==\n* [https://example.org Official site]")
-        parts.append("{{Navbox\n| list1 = " + " · ".join(f"[[{rng.choice(self.titles)}]]" for _ in range(20)) + "\n}}")
-        parts.append("\n".join(f"[[Category:Category {rng.randint(0, 5000)}]]" for _ in range(rng.randint(2, 8))))
+        parts.append(
+            "== References ==\n{{Reflist}}\n\n== External links ==\n* [https://example.org Official site]"
+        )
+        parts.append(
+            "{{Navbox\n| list1 = " + " · ".join(f"[[{rng.choice(self.titles)}]]" for _ in range(20)) + "\n}}"
+        )
+        parts.append(
+            "\n".join(f"[[Category:Category {rng.randint(0, 5000)}]]" for _ in range(rng.randint(2, 8)))
+        )
         return "\n\n".join(parts)
 
     def pages(self) -> list[RawPage]:
@@ -136,7 +152,15 @@ class DumpGenerator:
                 title = f"{rng.choice(self.titles)} (alternative {page_id})"
                 redirect_titles.add(title)
                 target = rng.choice(self.titles)
-                out.append(RawPage(page_id, title, 0, f"#REDIRECT [[{target}]]\n\n{{{{R from alternative name}}}}", target))
+                out.append(
+                    RawPage(
+                        page_id,
+                        title,
+                        0,
+                        f"#REDIRECT [[{target}]]\n\n{{{{R from alternative name}}}}",
+                        target,
+                    )
+                )
             else:
                 ns = rng.choice([14, 14, 10, 6, 4, 100])
                 body = "\n".join(self.sentence() for _ in range(rng.randint(1, 12)))
@@ -154,12 +178,16 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _summary(stats, wall: float) -> dict:
+def _summary(stats, wall: float, load_before: float) -> dict:
     d = stats.to_dict()
     parse = d["seconds"]["parse"]
+    cpu = d["seconds"].get("parse_cpu", 0.0)
     return {
         "wall_seconds": round(wall, 2),
         "parse_seconds": parse,
+        "parse_cpu_seconds": cpu,
+        "cpu_ms_per_page": round(cpu / max(1, d["pages_seen"]) * 1000, 3),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "finalize_seconds": d["seconds"]["finalize"],
         "pages_per_second_parse": d["pages_per_second"],
         "pages_per_second_total": round(d["pages_seen"] / wall, 1),
@@ -196,12 +224,16 @@ def main(argv: list[str] | None = None) -> dict:
         def config(name: str, **kw) -> KbBuildConfig:
             return KbBuildConfig(dump_url=dump, output_dir=str(tmp / name), index_url=index, **kw)
 
-        t = time.perf_counter()
-        single = _summary(build_kb(config("single", parallel=False)), time.perf_counter() - t)
+        t, load = time.perf_counter(), os.getloadavg()[0]
+        single = _summary(build_kb(config("single", parallel=False)), time.perf_counter() - t, load)
         print("single process:", json.dumps(single), flush=True)
         result = {
             "benchmark": "elq kb build (Wikipedia dump parse)",
-            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "platform": platform.platform(),
+                "processor": platform.processor(),
+            },
             "versions": _versions(),
             "settings": {
                 "pages": args.pages,
@@ -222,9 +254,9 @@ def main(argv: list[str] | None = None) -> dict:
             from pipelines.wikipedia import run
 
             ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
-            t = time.perf_counter()
+            t, load = time.perf_counter(), os.getloadavg()[0]
             stats = run(config("ray", num_workers=args.workers, progress=False))
-            result["ray"] = _summary(stats, time.perf_counter() - t) | {"num_blocks": stats.num_blocks}
+            result["ray"] = _summary(stats, time.perf_counter() - t, load) | {"num_blocks": stats.num_blocks}
             ray.shutdown()
             print("ray data:", json.dumps(result["ray"]), flush=True)
             same = all(
@@ -241,12 +273,16 @@ def main(argv: list[str] | None = None) -> dict:
                 extrapolation[f"{name}_hours_by_pages"] = round(hours, 1)
                 by_bytes = FULL_DUMP_XML_BYTES / xml_bytes * result[name]["wall_seconds"] / 3600
                 extrapolation[f"{name}_hours_by_bytes"] = round(by_bytes, 1)
-        if "ray" in result:
-            per_core = result["ray"]["pages_per_second_parse"] / args.workers
-            extrapolation["ray_cores_for_2h_parse"] = math.ceil(FULL_DUMP_PAGES / per_core / 7200)
+        cpu_hours = single["cpu_ms_per_page"] * FULL_DUMP_PAGES / 3.6e6
+        extrapolation["parse_cpu_hours"] = round(cpu_hours, 1)
+        extrapolation["parse_hours_on_cores_ideal"] = {n: round(cpu_hours / n, 1) for n in (2, 16, 64)}
+        extrapolation["finalize_hours_single_driver"] = round(single["finalize_seconds"] * scale / 3600, 2)
+        extrapolation["cores_for_1h_parse_ideal"] = math.ceil(cpu_hours)
         extrapolation["note"] = (
-            "linear in pages (same page mix) and in wikitext bytes; pass 2 (finalize) runs on the driver "
-            "and does not scale with workers; real articles vary more in size than generated ones"
+            "*_by_pages / *_by_bytes: measured wall time scaled linearly to the full dump (same page mix) "
+            "on this shared 2-core machine; parse_cpu_hours: single-process CPU time per page (robust to "
+            "other load) times 19.8M pages, divided by cores for an ideal parallel parse; pass 2 (finalize) "
+            "runs on the driver and does not scale with workers; real articles vary more in size"
         )
         result["extrapolation"] = extrapolation
         print(json.dumps(result, indent=2))

@@ -122,6 +122,9 @@ def evaluate(
         typer.echo(format_table(report["metrics"]))
         typer.echo(f"load {load_seconds:.1f}s, link {report['timing']['link_seconds']:.1f}s")
         if sweep_thresholds:
+            typer.echo("threshold  strong_f1  weak_f1  entity_f1")
+            for row in report["sweep"]:
+                typer.echo(f"{row['threshold']:9.2f}  {row['strong_f1']:9.3f}  {row['weak_f1']:7.3f}  {row['entity_f1']:9.3f}")
             typer.echo(f"best threshold by {report['selected_by']}: {report['best_threshold']}")
             if output:
                 plot_sweep(report["sweep"], f"{output.rsplit('.', 1)[0]}-{Path(url).parent.name}-{Path(url).stem}.png")
@@ -161,6 +164,7 @@ def train(
     use_gpu: bool = False,
 ) -> None:
     """Train a linker (ELQ's losses): in this process, or with Ray Train when --workers > 0."""
+    from .recipes import parse_overrides, set_value
     from .training import TrainConfig
     from .training import train as run_training
 
@@ -171,12 +175,8 @@ def train(
         values.update(recipe_config(recipe))
     if config:
         values.update(json.loads(Path(config).read_text()))
-    for item in set or []:
-        key, _, raw = item.partition("=")
-        try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key] = raw
+    for key, value in parse_overrides(set or []).items():
+        set_value(values, key, value)
     train_config = TrainConfig.from_dict(values)
     if workers:
         from pipelines.train import run as run_distributed
@@ -203,6 +203,17 @@ def build_default(
     typer.echo(json.dumps(build_default_linker(config), indent=2))
 
 
+@kb_app.command(
+    "build",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+)
+def kb_build(ctx: typer.Context) -> None:
+    """Catalogue + hyperlink training passages from a Wikipedia dump (`elq kb build --help` lists options)."""
+    from pipelines.wikipedia import main as build_main
+
+    build_main(ctx.args)
+
+
 @app.command()
 def env() -> None:
     """Versions and settings, for bug reports."""
@@ -220,8 +231,19 @@ def env() -> None:
     typer.echo(json.dumps(info, indent=2))
 
 
+def _register_pipelines() -> None:
+    """The Ray stages' sub-commands (their modules import Ray only when a command runs)."""
+    from pipelines.cli import register
+
+    register(app)
+
+
+_register_pipelines()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     settings.hf_offline()
     from .errors import ElqError
 

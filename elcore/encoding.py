@@ -55,37 +55,39 @@ def catalogue_vectors(
     batch_size: int = 64,
     cache: bool = True,
     progress: bool = True,
+    part_size: int = 8192,
 ) -> np.ndarray:
-    """Vectors of every catalogue row, read from / written to the cache keyed by both fingerprints."""
+    """Vectors of every catalogue row, read from / written to the cache keyed by both fingerprints.
+
+    The cache is written in parts of `part_size` rows, so an interrupted run resumes where it stopped.
+    """
     model_fp, catalogue_fp = model.entity_fingerprint(), catalogue.fingerprint
+    if not cache:
+        rows = np.arange(len(catalogue), dtype=np.int64)
+        return encode_entities(model, catalogue.entity_inputs(rows), batch_size=batch_size, progress=progress)
     url = cache_url(model_fp, catalogue_fp)
-    if cache and fs.exists(fs.join(url, "manifest.json")):
+    if fs.exists(fs.join(url, "manifest.json")):
         vectors, manifest = read_embeddings(url)
         if manifest.model_fingerprint == model_fp and manifest.catalogue_fingerprint == catalogue_fp:
             log.info("entity vectors from cache %s", url)
             return vectors
-    rows = np.arange(len(catalogue), dtype=np.int64)
-    vectors = encode_entities(model, catalogue.entity_inputs(rows), batch_size=batch_size, progress=progress)
-    if cache:
-        table = catalogue.table
-        part = write_embeddings_part(
-            url,
-            "part-00000",
-            rows,
-            table.column("id").to_pylist(),
-            table.column("qid").to_pylist(),
-            vectors,
-            dtype="float32",
+    ids, qids = catalogue.table.column("id"), catalogue.table.column("qid")
+    parts = []
+    for start in range(0, len(catalogue), part_size):
+        name = f"part-{start:010d}.parquet"
+        parts.append(name)
+        if fs.exists(fs.join(url, name)):
+            continue
+        rows = np.arange(start, min(start + part_size, len(catalogue)), dtype=np.int64)
+        log.info("encoding catalogue rows %d-%d of %d", rows[0], rows[-1], len(catalogue))
+        vectors = encode_entities(model, catalogue.entity_inputs(rows), batch_size=batch_size, progress=progress)
+        write_embeddings_part(
+            url, name, rows, ids.slice(start, len(rows)).to_pylist(),
+            qids.slice(start, len(rows)).to_pylist(), vectors, dtype="float32",
         )
-        write_manifest(
-            url,
-            EmbeddingsManifest(
-                model_fingerprint=model_fp,
-                catalogue_fingerprint=catalogue_fp,
-                dim=vectors.shape[1],
-                dtype="float32",
-                count=len(vectors),
-                parts=[part],
-            ),
-        )
-    return vectors
+    manifest = EmbeddingsManifest(
+        model_fingerprint=model_fp, catalogue_fingerprint=catalogue_fp, dim=model.config.hidden_size,
+        dtype="float32", count=len(catalogue), parts=parts,
+    )
+    write_manifest(url, manifest)
+    return read_embeddings(url)[0]

@@ -15,6 +15,7 @@ Losses (summed):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -265,27 +266,43 @@ def train_step(
     entities: EntityVectors,
     max_grad_norm: float = 1.0,
     autocast_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
     """One optimiser step over `micro_batches` (gradient accumulation), with clipping.
+
+    `model` may be DDP-wrapped: gradients are then synchronised once, on the last micro-batch.
+    With `scaler` (fp16 on GPU) the loss is scaled and the gradients unscaled before clipping; a
+    step with inf/nan gradients is skipped by the scaler.
 
     Returns the mean loss parts over the micro-batches and the gradient norm.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = {}
-    for batch in micro_batches:
+    for i, batch in enumerate(micro_batches):
         device_type = batch.windows.input_ids.device.type
-        with torch.autocast(
-            device_type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
-        ):
-            parts = compute_losses(model, config, batch, entities)
-        (parts.total / len(micro_batches)).backward()
+        # DDP: skip the gradient all-reduce on all but the last micro-batch (nanoGPT's sync toggle).
+        last = i == len(micro_batches) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with torch.autocast(
+                device_type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
+            ):
+                parts = compute_losses(model, config, batch, entities)
+            loss = parts.total / len(micro_batches)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
         for key, value in parts.to_dict().items():
             totals[key] = totals.get(key, 0.0) + value / len(micro_batches)
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(
         [p for p in model.parameters() if p.requires_grad], max_grad_norm
     )
-    optimizer.step()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     if scheduler is not None:
         scheduler.step()
     return {**totals, "grad_norm": float(grad_norm)}

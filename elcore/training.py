@@ -2,10 +2,18 @@
 
 The loop owns data preparation, optimiser and schedule, hard-negative mining, evaluation on the
 dev sets with the joint-threshold linker, checkpoints and best-model selection. What differs
-between one process and a Ray Train worker (sharding, DDP, reporting, where checkpoints go) is a
-`TrainingRuntime`.
+between one process and a Ray Train worker (sharding, DDP, collectives, reporting, where
+checkpoints go) is a `TrainingRuntime`.
+
+Resume is exact: a run killed after a checkpoint and resumed ends with the same weights as an
+uninterrupted run with the same seed, because everything random is a function of (seed, rank,
+step) (dropout is re-seeded before every step, the epoch order from (seed, epoch)), and a
+checkpoint holds the model, optimiser, scheduler and AMP scaler state, the loop position and, in
+the middle of an epoch, the hard negatives mined at its start (one file per rank).
 
     >>> summary = train(TrainConfig(train_data=["train.jsonl"], catalogue="entities.jsonl", output_dir="out"))
+    >>> summary["best_dev_weak_f1"], summary["best_model"]
+    (0.61, 'out/best')
 """
 
 from __future__ import annotations
@@ -16,9 +24,14 @@ import logging
 import math
 import os
 import random
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 import numpy as np
 import torch
@@ -28,17 +41,40 @@ from tqdm.auto import tqdm
 from . import fs, settings
 from .catalogue import EntityCatalogue
 from .data import Example, read_examples
-from .encoding import catalogue_vectors
+from .embeddings import EmbeddingsManifest, cache_url, write_embeddings_part, write_manifest
+from .encoding import catalogue_vectors, encode_entities
 from .errors import ConfigError
-from .evaluation import default_thresholds, evaluate_linker
-from .index import EntityIndex, FaissIndex, IndexSpec
+from .evaluation import _has_text_lookup, default_thresholds
+from .index import EntityIndex, FaissIndex, IndexSpec, shard_ranges
 from .linker import Linker
+from .metrics import best_threshold, evaluate, predictions_from_links, sweep_thresholds
 from .model import ElqConfig, ElqModel
 from .spans import span_means
 from .text import Window, collate_windows
 from .train_step import EncodedEntities, FrozenEntities, TrainingWindow, collate, prepare_windows, train_step
 
 log = logging.getLogger(__name__)
+
+AMP_MODES = ("none", "bf16", "fp16")
+SELECT_BY = ("weak_f1", "strong_f1", "entity_f1")
+# Fields that define the job: a checkpoint written with other values is not resumed (see `_check_resumable`).
+_JOB_FIELDS = (
+    "train_data",
+    "catalogue",
+    "base_model",
+    "init_model",
+    "model",
+    "freeze_entities",
+    "hard_negatives",
+    "batch_size",
+    "grad_accumulation",
+    "seed",
+    "max_train_examples",
+)
+
+
+class SimulatedInterruption(RuntimeError):
+    """Raised after the first checkpoint at or after `TrainConfig.stop_after_steps` (resume tests)."""
 
 
 @dataclass
@@ -47,15 +83,29 @@ class TrainConfig:
 
     Attributes:
         train_data / dev_data: jsonl files (kit / ELQ format), local or fsspec URLs.
-        catalogue: the entity catalogue linked against (dev evaluation uses all of it).
+        catalogue: the entity catalogue linked against.
         output_dir: `best/` (the model with the best dev F1 and its tuned threshold),
-            `checkpoints/`, `metrics.jsonl`, `summary.json`.
+            `checkpoints/` (single process; Ray keeps them under its storage path), `metrics.jsonl`,
+            `summary.json`.
         base_model: encoder checkpoint for a fresh model (`minilm` = the shipped MiniLM).
         init_model: continue from a saved elq model instead (fine-tuning).
-        model: ElqConfig overrides for a fresh model (max_context_length, entity_pooling, ...).
+        model: ElqConfig overrides (max_context_length, entity_pooling, ...).
         freeze_entities: keep the entity encoder and its vectors fixed; train the question side.
-        hard_negatives: negatives per gold mention mined from the entity index each epoch.
+        hard_negatives: negatives per gold mention mined from the entity index at each epoch start.
+        eval_every_steps / checkpoint_every_steps: 0 = once per epoch (at its end). Every evaluation
+            also writes a checkpoint.
+        keep_checkpoints: checkpoints kept (the latest always; under Ray the best by dev score too).
         select_by: dev metric that picks the best checkpoint and the threshold.
+        dev_catalogue_sample: 0 = link the dev sets against the whole catalogue. N > 0 = against
+            the dev gold entities plus N random others, so a trainable entity encoder need not
+            re-encode the whole catalogue at every evaluation. Scores are then optimistic (fewer
+            distractors); `final_full_eval` re-scores the best model on the whole catalogue.
+        final_full_eval: with `dev_catalogue_sample`, evaluate the best model on the whole
+            catalogue at the end and store that sweep's threshold in `best/`.
+        amp: `bf16` (GPU or CPU) or `fp16` (GPU, with a gradient scaler).
+        recipe: the named recipe these values came from (`elcore.recipes`); checked by it.
+        stop_after_steps: for tests: raise `SimulatedInterruption` right after the first
+            checkpoint at or after this step (0 = never).
     """
 
     train_data: list[str]
@@ -78,41 +128,99 @@ class TrainConfig:
     seed: int = 0
     max_train_examples: int | None = None
     max_dev_examples: int | None = None
-    eval_every_steps: int = 0  # 0: once per epoch
-    checkpoint_every_steps: int = 0  # 0: once per epoch
+    eval_every_steps: int = 0
+    checkpoint_every_steps: int = 0
+    keep_checkpoints: int = 2
     select_by: str = "weak_f1"
-    amp: str = "none"  # none | bf16 | fp16 (GPU)
+    dev_catalogue_sample: int = 0
+    final_full_eval: bool = True
+    amp: str = "none"
     encode_batch_size: int = 64
+    recipe: str = ""
+    stop_after_steps: int = 0
 
     def validate(self) -> TrainConfig:
+        """Check types and ranges; raise `ConfigError` naming the field and the allowed values."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _type_ok(value, hints[f.name]):
+                raise ConfigError(
+                    f"training option {f.name}={value!r}: expected {_type_name(hints[f.name])}, "
+                    f"got {type(value).__name__}"
+                )
         if not self.train_data:
             raise ConfigError("train_data: give at least one training file")
-        for name in ("epochs", "batch_size", "grad_accumulation"):
+        for name in ("catalogue", "output_dir", "base_model"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} must not be empty")
+        for name in ("epochs", "batch_size", "grad_accumulation", "keep_checkpoints", "encode_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.hard_negatives < 0:
-            raise ConfigError(f"hard_negatives must be >= 0, got {self.hard_negatives}")
-        if self.amp not in ("none", "bf16", "fp16"):
-            raise ConfigError(f"amp must be none, bf16 or fp16, got {self.amp!r}")
-        if self.select_by not in ("weak_f1", "strong_f1", "entity_f1"):
-            raise ConfigError(f"select_by must be weak_f1, strong_f1 or entity_f1, got {self.select_by!r}")
-        ElqConfig(**self.model).validate() if self.model else None
+        for name in (
+            "hard_negatives",
+            "eval_every_steps",
+            "checkpoint_every_steps",
+            "dev_catalogue_sample",
+            "stop_after_steps",
+            "weight_decay",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("max_train_examples", "max_dev_examples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1 or null, got {getattr(self, name)}")
+        for name in ("learning_rate", "head_learning_rate", "max_grad_norm"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.select_by not in SELECT_BY:
+            raise ConfigError(f"select_by must be one of {', '.join(SELECT_BY)}, got {self.select_by!r}")
+        if self.model:
+            known = {f.name for f in dataclasses.fields(ElqConfig)}
+            unknown = sorted(set(self.model) - known)
+            if unknown:
+                raise ConfigError(f"model: unknown ElqConfig fields {unknown}; known: {sorted(known)}")
+            ElqConfig(**self.model).validate()
+        if self.recipe:
+            from .recipes import check_recipe
+
+            check_recipe(self)
         return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
+    def from_dict(cls, values: Mapping) -> TrainConfig:
+        """Build and validate; a single file name is accepted for `train_data` / `dev_data`."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ConfigError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
+        missing = sorted({"train_data", "catalogue", "output_dir"} - set(values))
+        if missing:
+            raise ConfigError(f"training options {missing} are required")
+        values = dict(values)
+        for name in ("train_data", "dev_data"):
+            if isinstance(values.get(name), str):
+                values[name] = [values[name]]
         return cls(**values).validate()
+
+    def job_fingerprint(self) -> str:
+        """Hash of the fields that define the job; a checkpoint is resumed only by the same job."""
+        return fs.fingerprint(json.dumps({k: getattr(self, k) for k in _JOB_FIELDS}, sort_keys=True))
 
 
 class TrainingRuntime:
-    """One process, no DDP. `pipelines.train` supplies the Ray Train version."""
+    """One process, no DDP. `pipelines.train.RayTrainRuntime` is the Ray Train version.
+
+    The collective methods (`all_gather_rows`, `all_true`, `broadcast_weights`) must be called by
+    every rank at the same point; here they are identities.
+    """
 
     rank = 0
     world_size = 1
@@ -127,27 +235,56 @@ class TrainingRuntime:
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.to(self.device())
 
-    def shard(self, items: Sequence) -> Sequence:
-        return items[self.rank :: self.world_size]
+    def shard(self, items: Sequence) -> list:
+        return shard_evenly(items, self.rank, self.world_size)
 
     def latest_checkpoint(self, output_dir: str) -> str | None:
         root = fs.join(output_dir, "checkpoints")
-        if not fs.exists(root):
-            return None
-        filesystem, path = fs.filesystem(root)
-        done = sorted(p for p in filesystem.ls(path, detail=False) if filesystem.exists(f"{p}/trainer_state.json"))
-        return f"{root}/{done[-1].rsplit('/', 1)[-1]}" if done else None
+        done = _finished_checkpoints(root)
+        return f"{root}/{done[-1]}" if done else None
 
-    def report(self, metrics: dict, checkpoint_dir: str | None, output_dir: str) -> None:
-        """Record metrics; move a finished checkpoint into `output_dir/checkpoints/`."""
-        if checkpoint_dir is not None:
-            target = fs.join(output_dir, "checkpoints", f"step-{metrics['step']:08d}")
-            filesystem, path = fs.filesystem(target)
-            filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            filesystem.put(checkpoint_dir.rstrip("/") + "/", path, recursive=True)
+    def report(self, metrics: dict, checkpoint_dir: str | None, output_dir: str, keep: int = 2) -> None:
+        """Record metrics; copy a finished checkpoint into `output_dir/checkpoints/`, keep the last `keep`."""
+        if checkpoint_dir is None:
+            return
+        root = fs.join(output_dir, "checkpoints")
+        target = fs.join(root, f"step-{metrics['step']:08d}")
+        filesystem, path = fs.filesystem(target)
+        filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        if filesystem.exists(path):
+            filesystem.rm(path, recursive=True)
+        filesystem.put(checkpoint_dir.rstrip("/") + "/", path, recursive=True)
+        for old in _finished_checkpoints(root)[:-keep]:
+            filesystem.rm(fs.filesystem(fs.join(root, old))[1], recursive=True)
 
     def barrier(self) -> None:
         pass
+
+    def all_gather_rows(self, local: np.ndarray) -> np.ndarray:
+        """Concatenate every rank's rows in rank order."""
+        return local
+
+    def all_true(self, flag: bool) -> bool:
+        return flag
+
+    def broadcast_weights(self, model: torch.nn.Module) -> None:
+        """Copy rank 0's weights into every rank's `model`."""
+
+
+def shard_evenly(items: Sequence, rank: int, world_size: int) -> list:
+    """Every `world_size`-th item from `rank`, padded by wrapping so every rank gets as many.
+
+    Equal shard lengths give every rank the same number of steps and micro-batches, which DDP
+    needs (a rank with one more step would wait forever for the others' gradients).
+
+        >>> shard_evenly(list(range(5)), 1, 2)
+        [1, 3, 0]
+    """
+    if world_size <= 1 or not items:
+        return list(items)
+    per_rank = math.ceil(len(items) / world_size)
+    padded = [items[i % len(items)] for i in range(per_rank * world_size)]
+    return padded[rank::world_size]
 
 
 @dataclass
@@ -157,7 +294,52 @@ class _State:
     step_in_epoch: int = 0
     best_metric: float = -1.0
     best_step: int = -1
+    examples_seen: int = 0
+    train_seconds: float = 0.0
     history: list = field(default_factory=list)
+
+
+class _Meter:
+    """Mean loss parts and examples/s (all ranks) since the last report."""
+
+    def __init__(self, world_size: int) -> None:
+        self.world_size, self.sums, self.steps, self.examples = world_size, {}, 0, 0
+        self.started = time.perf_counter()
+
+    def add(self, stats: dict[str, float], examples: int) -> None:
+        for key, value in stats.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.steps += 1
+        self.examples += examples
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def rate(self) -> float:
+        return self.examples * self.world_size / max(self.seconds(), 1e-9)
+
+    def means(self) -> dict[str, float]:
+        return {k: v / self.steps for k, v in self.sums.items()}
+
+
+@dataclass
+class _Run:
+    """What the loop's helpers share."""
+
+    config: TrainConfig
+    runtime: TrainingRuntime
+    core: ElqModel
+    catalogue: EntityCatalogue
+    dev_sets: dict[str, list[Example]]
+    dev_catalogue: EntityCatalogue | None
+    frozen_index: EntityIndex | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler | None
+    state: _State
+    metrics_url: str
+    negatives: list[TrainingWindow] | None = None  # this rank's mined windows of the current epoch
+    saved_negatives: torch.Tensor | None = None  # from a mid-epoch checkpoint, for the resumed epoch
 
 
 def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
@@ -166,22 +348,29 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
     runtime = runtime or TrainingRuntime()
     _seed_everything(config.seed)
     started = time.perf_counter()
+    device = runtime.device()
+    if config.amp == "fp16" and device.type != "cuda":
+        raise ConfigError("amp=fp16 needs a CUDA device; use amp=bf16 or amp=none on CPU")
     model = _initial_model(config)
     catalogue = EntityCatalogue.load(config.catalogue)
     train_examples = _read_all(config.train_data, config.max_train_examples)
-    dev_examples = _read_all(config.dev_data, config.max_dev_examples) if config.dev_data else []
+    dev_sets = {_set_name(url): _read_all([url], config.max_dev_examples) for url in config.dev_data}
     windows = prepare_windows(train_examples, model.tokenizer, catalogue, model.config)
-    device = runtime.device()
 
     frozen_index: EntityIndex | None = None
     if config.freeze_entities:
         for p in model.entity_encoder.parameters():
             p.requires_grad_(False)
-        vectors = catalogue_vectors(model, catalogue, batch_size=config.encode_batch_size)
+        vectors = _catalogue_vectors(
+            runtime, model.to(device), catalogue, config.encode_batch_size, cache=True
+        )
         entities = FrozenEntities(vectors)
         frozen_index = FaissIndex.build(vectors, IndexSpec())
     else:
         entities = EncodedEntities(catalogue)
+    dev_catalogue = None
+    if dev_sets and config.dev_catalogue_sample and frozen_index is None:
+        dev_catalogue = _dev_catalogue(catalogue, dev_sets, config.dev_catalogue_sample, config.seed)
 
     core = model
     model = runtime.prepare_model(model)
@@ -189,120 +378,261 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
     steps_per_epoch = math.ceil(len(runtime.shard(windows)) / (config.batch_size * config.grad_accumulation))
     total_steps = max(1, steps_per_epoch * config.epochs)
     scheduler = _linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    state = _State()
+    scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+    run = _Run(
+        config,
+        runtime,
+        core,
+        catalogue,
+        dev_sets,
+        dev_catalogue,
+        frozen_index,
+        optimizer,
+        scheduler,
+        scaler,
+        _State(),
+        fs.join(config.output_dir, "metrics.jsonl"),
+    )
     resume_from = runtime.latest_checkpoint(config.output_dir)
     if resume_from:
-        state = _load_checkpoint(resume_from, core, optimizer, scheduler)
-        log.info("resumed from %s at step %d", resume_from, state.step)
+        _load_checkpoint(resume_from, run)
+        log.info("resumed from %s at step %d (epoch %d)", resume_from, run.state.step, run.state.epoch)
+    elif runtime.is_main and fs.exists(run.metrics_url):
+        fs.filesystem(run.metrics_url)[0].rm(fs.filesystem(run.metrics_url)[1])  # a fresh run's own record
     autocast = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.amp]
-    metrics_url = fs.join(config.output_dir, "metrics.jsonl")
+    state = run.state
+    checkpoint_every = config.checkpoint_every_steps or config.eval_every_steps
 
     while state.epoch < config.epochs:
-        epoch_windows = list(windows)
-        if config.hard_negatives:
-            index = frozen_index or FaissIndex.build(
-                catalogue_vectors(core, catalogue, batch_size=config.encode_batch_size, cache=False), IndexSpec()
-            )
-            epoch_windows = mine_hard_negatives(core, epoch_windows, index, config.hard_negatives)
-        order = _epoch_order(len(epoch_windows), config.seed, state.epoch)
-        mine = runtime.shard([epoch_windows[i] for i in order])
+        mine = _epoch_windows(run, windows)
         steps = list(_chunks(mine, config.batch_size * config.grad_accumulation))
         bar = tqdm(
-            total=len(steps), initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}",
-            disable=not runtime.is_main, unit="step",
+            total=len(steps),
+            initial=state.step_in_epoch,
+            desc=f"epoch {state.epoch + 1}/{config.epochs}",
+            disable=not runtime.is_main,
+            unit="step",
         )
-        tick, seen = time.perf_counter(), 0
+        meter = _Meter(runtime.world_size)
         for chunk in steps[state.step_in_epoch :]:
             micro = [
                 collate(part, core.tokenizer, core.config).to(device)
                 for part in _chunks(chunk, config.batch_size)
             ]
-            stats = train_step(model, core.config, micro, optimizer, scheduler, entities, config.max_grad_norm, autocast)
+            torch.manual_seed(_step_seed(config.seed, runtime.rank, state.step))
+            stats = train_step(
+                model,
+                core.config,
+                micro,
+                optimizer,
+                scheduler,
+                entities,
+                config.max_grad_norm,
+                autocast,
+                scaler,
+            )
             state.step += 1
             state.step_in_epoch += 1
-            seen += len(chunk)
-            rate = seen * runtime.world_size / max(time.perf_counter() - tick, 1e-9)
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", ment=f"{stats['mention_loss']:.3f}",
-                            ent=f"{stats['entity_loss']:.3f}", ex_s=f"{rate:.1f}")
+            state.examples_seen += len(chunk) * runtime.world_size
+            meter.add(stats, len(chunk))
+            bar.set_postfix(
+                loss=f"{stats['loss']:.3f}",
+                ment=f"{stats['mention_loss']:.3f}",
+                ent=f"{stats['entity_loss']:.3f}",
+                ex_s=f"{meter.rate():.1f}",
+            )
             bar.update(1)
-            if config.eval_every_steps and state.step % config.eval_every_steps == 0:
-                _evaluate_and_checkpoint(config, runtime, core, catalogue, frozen_index, dev_examples,
-                                         optimizer, scheduler, state, metrics_url, stats, rate)
+            evaluate_now = bool(config.eval_every_steps and state.step % config.eval_every_steps == 0)
+            checkpoint_now = bool(checkpoint_every and state.step % checkpoint_every == 0)
+            if (evaluate_now or checkpoint_now) and state.step_in_epoch < len(steps):
+                state.train_seconds += meter.seconds()
+                _report(run, meter.means(), meter.rate(), evaluate=evaluate_now)
+                meter = _Meter(runtime.world_size)
         bar.close()
+        state.train_seconds += meter.seconds()
         state.epoch += 1
         state.step_in_epoch = 0
-        if not config.eval_every_steps or state.step % config.eval_every_steps:
-            _evaluate_and_checkpoint(config, runtime, core, catalogue, frozen_index, dev_examples,
-                                     optimizer, scheduler, state, metrics_url, stats if steps else {}, rate if steps else 0.0)
+        run.negatives = None
+        _report(run, meter.means(), meter.rate(), evaluate=True)
 
-    summary = {
-        "steps": state.step,
-        "epochs": config.epochs,
-        "best_step": state.best_step,
-        f"best_dev_{config.select_by}": state.best_metric,
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "train_windows": len(windows),
-        "history": state.history,
-        "best_model": fs.join(config.output_dir, "best"),
-    }
+    summary = _summary(run, started, len(train_examples), len(windows), _final_full_eval(run))
     if runtime.is_main:
         fs.write_json_atomic(fs.join(config.output_dir, "summary.json"), summary)
+        log.info("training done: %s", json.dumps({k: v for k, v in summary.items() if k != "history"}))
     return summary
 
 
-def _evaluate_and_checkpoint(config, runtime, core, catalogue, frozen_index, dev_examples,
-                             optimizer, scheduler, state, metrics_url, stats, rate) -> None:
-    record = {"step": state.step, "epoch": state.epoch, **{f"train_{k}": v for k, v in stats.items()},
-              "examples_per_second": round(rate, 2)}
-    if runtime.is_main and dev_examples:
-        report = evaluate_dev(core, catalogue, frozen_index, dev_examples, config)
-        record.update(report)
-        metric = report[f"dev_{config.select_by}"]
-        if metric > state.best_metric:
-            state.best_metric, state.best_step = metric, state.step
-            core.config.threshold = report["dev_best_threshold"]
-            core.save_pretrained(fs.join(config.output_dir, "best"))
-        print(json.dumps({k: v for k, v in record.items() if not isinstance(v, (list, dict))}))
-    elif runtime.is_main:
-        core.save_pretrained(fs.join(config.output_dir, "best"))
+def _epoch_windows(run: _Run, windows: list[TrainingWindow]) -> list[TrainingWindow]:
+    """This rank's windows of the current epoch, in order; with hard negatives mined (or restored)."""
+    config, runtime = run.config, run.runtime
+    order = _epoch_order(len(windows), config.seed, run.state.epoch)
+    mine = runtime.shard([windows[i] for i in order])
+    if not config.hard_negatives:
+        return mine
+    saved, run.saved_negatives = run.saved_negatives, None
+    run.negatives = _attach_negatives(mine, saved) if saved is not None else None
+    if run.negatives is None:
+        index = run.frozen_index or FaissIndex.build(
+            _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=False),
+            IndexSpec(),
+        )
+        run.negatives = mine_hard_negatives(run.core, mine, index, config.hard_negatives)
+    return run.negatives
+
+
+def _summary(run: _Run, started: float, train_examples: int, train_windows: int, final: dict | None) -> dict:
+    config, state = run.config, run.state
+    return {
+        "recipe": config.recipe,
+        "steps": state.step,
+        "epochs": config.epochs,
+        "world_size": run.runtime.world_size,
+        "best_step": state.best_step,
+        f"best_dev_{config.select_by}": state.best_metric,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "train_seconds": round(state.train_seconds, 1),
+        "train_examples": train_examples,
+        "train_windows": train_windows,
+        "examples_per_second": round(state.examples_seen / max(state.train_seconds, 1e-9), 2),
+        "dev_catalogue_entities": len(run.dev_catalogue or run.catalogue),
+        "final_dev": final,
+        "history": state.history,
+        "best_model": fs.join(config.output_dir, "best"),
+    }
+
+
+def _report(run: _Run, train_stats: dict, rate: float, evaluate: bool) -> None:
+    """Evaluate (on `evaluate`), save the best model, write and report a checkpoint. All ranks call it."""
+    config, runtime, state = run.config, run.runtime, run.state
+    record = {
+        "step": state.step,
+        "epoch": state.epoch,
+        **{f"train_{k}": v for k, v in train_stats.items()},
+        "examples_per_second": round(rate, 2),
+    }
+    if evaluate and run.dev_sets:
+        index = run.frozen_index
+        dev_catalogue = run.dev_catalogue or run.catalogue
+        if index is None:  # every rank encodes a share of the catalogue
+            vectors = _catalogue_vectors(
+                runtime, run.core, dev_catalogue, config.encode_batch_size, cache=False
+            )
+            index = FaissIndex.build(vectors, IndexSpec()) if runtime.is_main else None
+        if runtime.is_main:
+            report = evaluate_dev(run.core, dev_catalogue, index, run.dev_sets, config)
+            record.update(report)
+            metric = report[f"dev_{config.select_by}"]
+            if metric > state.best_metric:
+                state.best_metric, state.best_step = metric, state.step
+                run.core.config.threshold = report["dev_best_threshold"]
+                run.core.save_pretrained(fs.join(config.output_dir, "best"))
+    elif evaluate and runtime.is_main:
+        run.core.save_pretrained(fs.join(config.output_dir, "best"))
         state.best_step = state.step
-    state.history.append({k: v for k, v in record.items() if not isinstance(v, (list, dict))})
+    flat = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
     if runtime.is_main:
-        _append_jsonl(metrics_url, record)
-    checkpoint = _write_checkpoint(core, optimizer, scheduler, state, config) if runtime.is_main else None
-    runtime.report(record, checkpoint, config.output_dir)
+        print(json.dumps(flat), flush=True)
+        state.history.append(flat)
+        _append_jsonl(run.metrics_url, record)
+    checkpoint = _write_checkpoint(run)
+    try:
+        runtime.report(flat, checkpoint, config.output_dir, keep=config.keep_checkpoints)
+    finally:
+        if checkpoint is not None:
+            shutil.rmtree(checkpoint, ignore_errors=True)
     runtime.barrier()
+    if config.stop_after_steps and state.step >= config.stop_after_steps:
+        raise SimulatedInterruption(f"stopped after the checkpoint at step {state.step} (stop_after_steps)")
+
+
+def _final_full_eval(run: _Run) -> dict | None:
+    """Re-score the best model on the whole catalogue when evaluations used a sample of it."""
+    config, runtime = run.config, run.runtime
+    if not (run.dev_sets and run.dev_catalogue is not None and config.final_full_eval):
+        return None
+    best_dir = fs.join(config.output_dir, "best")
+    if runtime.is_main:
+        best = ElqModel.from_pretrained(best_dir)
+        run.core.load_state_dict(best.state_dict())
+        run.core.config = best.config
+    runtime.broadcast_weights(run.core)
+    vectors = _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=False)
+    if not runtime.is_main:
+        return None
+    report = evaluate_dev(
+        run.core, run.catalogue, FaissIndex.build(vectors, IndexSpec()), run.dev_sets, config
+    )
+    run.core.config.threshold = report["dev_best_threshold"]
+    run.core.save_pretrained(best_dir)
+    final = {k: v for k, v in report.items() if not isinstance(v, (list, dict))}
+    final["catalogue_entities"] = len(run.catalogue)
+    _append_jsonl(run.metrics_url, {"final_full_catalogue": True, **report})
+    print(json.dumps({"final_full_catalogue": True, **final}), flush=True)
+    return final
 
 
 def evaluate_dev(
-    model: ElqModel, catalogue: EntityCatalogue, index: EntityIndex | None, examples: Sequence[Example],
+    model: ElqModel,
+    catalogue: EntityCatalogue,
+    index: EntityIndex | None,
+    examples: Sequence[Example] | Mapping[str, Sequence[Example]],
     config: TrainConfig,
 ) -> dict:
-    """Dev metrics of the current model with the joint-threshold linker and a threshold sweep."""
+    """Dev metrics of the current model with the joint-threshold linker and a threshold sweep.
+
+    The threshold is chosen on all dev sets together (by `config.select_by`); each set is also scored
+    at it (`dev_<set>_weak_f1`, ...). Returns flat `dev_*` scores, plus `dev_sweep` (rows) and
+    `dev_metrics` (full metrics of all sets at the chosen threshold).
+    """
+    sets = dict(examples) if isinstance(examples, Mapping) else {"dev": list(examples)}
     if index is None:
         index = FaissIndex.build(
             catalogue_vectors(model, catalogue, batch_size=config.encode_batch_size, cache=False), IndexSpec()
         )
+    pooled = [e for group in sets.values() for e in group]
     was_training = model.training
     linker = Linker(model, catalogue, index, device=str(model.device))
-    report = evaluate_linker(linker, examples, sweep=default_thresholds(), select_by=config.select_by)
+    thresholds = default_thresholds()
+    started = time.perf_counter()
+    candidates = linker.link_candidates([e.text for e in pooled], mention_threshold=min(thresholds))
+    link_seconds = time.perf_counter() - started
     model.train(was_training)
-    best = report["best_threshold"]
-    row = next(r for r in report["sweep"] if r["threshold"] == best)
-    return {
+
+    def resolve(links, threshold):
+        return predictions_from_links(Linker.resolve(links, threshold))
+
+    rows = sweep_thresholds(pooled, candidates, thresholds, resolve)
+    best = best_threshold(rows, metric=config.select_by)
+    row = next(r for r in rows if r["threshold"] == best)
+    has_text = _has_text_lookup(linker)
+    report: dict = {
         "dev_best_threshold": best,
         "dev_weak_f1": row["weak_f1"],
         "dev_strong_f1": row["strong_f1"],
         "dev_entity_f1": row["entity_f1"],
-        "dev_metrics_at_default": report["metrics"],
+        "dev_link_seconds": round(link_seconds, 2),
+        "dev_sweep": rows,
+        "dev_metrics": evaluate(pooled, [resolve(c, best) for c in candidates], entity_has_text=has_text),
     }
+    if len(sets) > 1:
+        lo = 0
+        for name, group in sets.items():
+            part = candidates[lo : lo + len(group)]
+            lo += len(group)
+            metrics = evaluate(group, [resolve(c, best) for c in part])
+            for kind in ("weak", "strong", "entity"):
+                report[f"dev_{name}_{kind}_f1"] = metrics[kind]["f1"]
+    return report
 
 
 @torch.inference_mode()
 def mine_hard_negatives(
     model: ElqModel, windows: list[TrainingWindow], index: EntityIndex, k: int, batch_size: int = 64
 ) -> list[TrainingWindow]:
-    """Attach to each gold span the `k` best-scoring wrong entities for its current mention vector."""
+    """Attach to each gold span the `k` best-scoring wrong entities for its current mention vector.
+
+    Only the mention's own gold entity is filtered out (per mention, not per window).
+    """
     was_training = model.training
     model.eval()
     out = list(windows)
@@ -310,14 +640,23 @@ def mine_hard_negatives(
     for lo in range(0, len(with_gold), batch_size):
         chunk = [windows[i] for i in with_gold[lo : lo + batch_size]]
         batch = collate_windows(
-            model.tokenizer, [w.doc for w in chunk], [Window(j, w.token_start, w.token_end) for j, w in enumerate(chunk)]
+            model.tokenizer,
+            [w.doc for w in chunk],
+            [Window(j, w.token_start, w.token_end) for j, w in enumerate(chunk)],
         )
-        hidden, _ = model.encode_context(batch.input_ids.to(model.device), batch.attention_mask.to(model.device))
+        hidden, _ = model.encode_context(
+            batch.input_ids.to(model.device), batch.attention_mask.to(model.device)
+        )
         b = torch.tensor([j for j, w in enumerate(chunk) for _ in w.gold_first])
         first = torch.tensor([s for w in chunk for s in w.gold_first])
         last = torch.tensor([e for w in chunk for e in w.gold_last])
-        found = index.search(span_means(hidden, b.to(hidden.device), first.to(hidden.device),
-                                        last.to(hidden.device)).float().cpu().numpy(), k + 1)
+        found = index.search(
+            span_means(hidden, b.to(hidden.device), first.to(hidden.device), last.to(hidden.device))
+            .float()
+            .cpu()
+            .numpy(),
+            k + 1,
+        )
         n = 0
         for j, w in enumerate(chunk):
             negatives = []
@@ -345,10 +684,78 @@ def _read_all(urls: Sequence[str], limit: int | None) -> list[Example]:
     return examples[:limit] if limit else examples
 
 
+def _set_name(url: str) -> str:
+    """`.../webqsp/dev.jsonl` -> `webqsp_dev`."""
+    path = PurePosixPath(url.split("://", 1)[-1])
+    stem = path.name.split(".", 1)[0]
+    return f"{path.parent.name}_{stem}" if path.parent.name else stem
+
+
+def _dev_catalogue(
+    catalogue: EntityCatalogue, dev_sets: Mapping[str, Sequence[Example]], sample: int, seed: int
+) -> EntityCatalogue:
+    """The dev gold entities plus `sample` random others (seeded: the same at every evaluation)."""
+    keys = [m.entity for group in dev_sets.values() for e in group for m in e.mentions]
+    gold = np.unique(catalogue.lookup(keys)) if keys else np.zeros(0, dtype=np.int64)
+    gold = gold[gold >= 0]
+    rest = np.setdiff1d(np.arange(len(catalogue), dtype=np.int64), gold)
+    extra = np.random.default_rng([seed, 7]).choice(rest, size=min(sample, len(rest)), replace=False)
+    rows = np.sort(np.concatenate([gold, extra]))
+    return EntityCatalogue(catalogue.table.take(rows))
+
+
+def _catalogue_vectors(
+    runtime: TrainingRuntime, model: ElqModel, catalogue: EntityCatalogue, batch_size: int, cache: bool
+) -> np.ndarray:
+    """All catalogue vectors on every rank; with several ranks each encodes a contiguous share."""
+    if runtime.world_size == 1:
+        return catalogue_vectors(
+            model, catalogue, batch_size=batch_size, cache=cache, progress=runtime.is_main
+        )
+    model_fp, catalogue_fp = model.entity_fingerprint(), catalogue.fingerprint
+    url = cache_url(model_fp, catalogue_fp)
+    if cache and runtime.all_true(fs.exists(fs.join(url, "manifest.json"))):
+        return catalogue_vectors(model, catalogue, batch_size=batch_size, cache=True, progress=False)
+    lo, hi = shard_ranges(len(catalogue), runtime.world_size)[runtime.rank]
+    rows = np.arange(lo, hi, dtype=np.int64)
+    local = encode_entities(
+        model, catalogue.entity_inputs(rows), batch_size=batch_size, progress=runtime.is_main
+    )
+    vectors = runtime.all_gather_rows(local)
+    if cache and runtime.is_main:
+        table = catalogue.table
+        part = write_embeddings_part(
+            url,
+            "part-00000",
+            np.arange(len(catalogue)),
+            table.column("id").to_pylist(),
+            table.column("qid").to_pylist(),
+            vectors,
+            dtype="float32",
+        )
+        write_manifest(
+            url,
+            EmbeddingsManifest(
+                model_fingerprint=model_fp,
+                catalogue_fingerprint=catalogue_fp,
+                dim=vectors.shape[1],
+                dtype="float32",
+                count=len(vectors),
+                parts=[part],
+            ),
+        )
+    return vectors
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    """Dropout seed of one step on one rank: the same after a resume as in an uninterrupted run."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -358,6 +765,28 @@ def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 def _chunks(items: Sequence, size: int) -> Iterator[list]:
     for lo in range(0, len(items), size):
         yield list(items[lo : lo + size])
+
+
+def _type_ok(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint) -> str:
+    return str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__
 
 
 def _optimizer(model: ElqModel, config: TrainConfig) -> torch.optim.Optimizer:
@@ -393,33 +822,108 @@ def _append_jsonl(url: str, record: dict) -> None:
         f.write(json.dumps(record, default=float) + "\n")
 
 
-def _write_checkpoint(model: ElqModel, optimizer, scheduler, state: _State, config: TrainConfig) -> str:
-    """A local directory: model (safetensors), optimiser tensors (safetensors), JSON state. No pickles."""
-    import tempfile
+# --------------------------------------------------------------------------- checkpoints
+def _finished_checkpoints(root: str) -> list[str]:
+    """Names of the checkpoint directories under `root` that hold a trainer state, oldest first."""
+    if not fs.exists(root):
+        return []
+    filesystem, path = fs.filesystem(root)
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in filesystem.ls(path, detail=False)]
+    return sorted(n for n in names if filesystem.exists(f"{path}/{n}/trainer_state.json"))
 
+
+def _write_checkpoint(run: _Run) -> str | None:
+    """A local directory, or None when this rank has nothing to add. No pickles anywhere.
+
+    Rank 0: `model/` (safetensors), `optimizer.safetensors`, `trainer_state.json` (loop state,
+    optimiser scalars, scheduler and scaler state, config). In the middle of an epoch with hard
+    negatives, every rank adds `negatives-rank<r>.safetensors` (its shard's mined negatives).
+    """
+    runtime, state = run.runtime, run.state
+    mid_epoch_negatives = run.negatives if state.step_in_epoch and run.negatives is not None else None
+    if not runtime.is_main and mid_epoch_negatives is None:
+        return None
     directory = tempfile.mkdtemp(prefix="elq-ckpt-")
-    model.save_pretrained(os.path.join(directory, "model"))
-    tensors, meta = _flatten_optimizer(optimizer.state_dict())
-    tensors["rng.torch"] = torch.get_rng_state()
-    save_file(tensors, os.path.join(directory, "optimizer.safetensors"))
-    with open(os.path.join(directory, "trainer_state.json"), "w", encoding="utf-8") as f:
-        json.dump({"state": dataclasses.asdict(state), "optimizer": meta,
-                   "scheduler": scheduler.state_dict(), "config": config.to_dict()}, f, default=float)
+    if runtime.is_main:
+        run.core.save_pretrained(os.path.join(directory, "model"))
+        tensors, meta = _flatten_optimizer(run.optimizer.state_dict())
+        save_file(tensors, os.path.join(directory, "optimizer.safetensors"))
+        trainer_state = {
+            "state": dataclasses.asdict(state),
+            "optimizer": meta,
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+            "config": run.config.to_dict(),
+            "job_fingerprint": run.config.job_fingerprint(),
+            "world_size": runtime.world_size,
+        }
+        with open(os.path.join(directory, "trainer_state.json"), "w", encoding="utf-8") as f:
+            json.dump(trainer_state, f, default=float)
+    if mid_epoch_negatives is not None:
+        save_file(
+            {"negatives": _negatives_tensor(mid_epoch_negatives, run.config.hard_negatives)},
+            os.path.join(directory, f"negatives-rank{runtime.rank}.safetensors"),
+        )
     return directory
 
 
-def _load_checkpoint(url: str, model: ElqModel, optimizer, scheduler) -> _State:
+def _load_checkpoint(url: str, run: _Run) -> None:
     local = fs.localize(url)
-    restored = ElqModel.from_pretrained(os.path.join(local, "model"))
-    model.load_state_dict(restored.state_dict())
-    model.config = restored.config
     with open(os.path.join(local, "trainer_state.json"), encoding="utf-8") as f:
         saved = json.load(f)
+    _check_resumable(saved, run.config, url)
+    restored = ElqModel.from_pretrained(os.path.join(local, "model"))
+    run.core.load_state_dict(restored.state_dict())
+    run.core.config = restored.config
     tensors = load_file(os.path.join(local, "optimizer.safetensors"))
-    torch.set_rng_state(tensors.pop("rng.torch"))
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, saved["optimizer"]))
-    scheduler.load_state_dict(saved["scheduler"])
-    return _State(**saved["state"])
+    run.optimizer.load_state_dict(_unflatten_optimizer(tensors, saved["optimizer"]))
+    run.scheduler.load_state_dict(saved["scheduler"])
+    if run.scaler is not None and saved.get("scaler"):
+        run.scaler.load_state_dict(saved["scaler"])
+    run.state = _State(**saved["state"])
+    negatives_file = os.path.join(local, f"negatives-rank{run.runtime.rank}.safetensors")
+    if run.state.step_in_epoch and run.config.hard_negatives:
+        if os.path.exists(negatives_file) and saved.get("world_size") == run.runtime.world_size:
+            run.saved_negatives = load_file(negatives_file)["negatives"]
+        else:
+            log.warning(
+                "%s: no hard negatives saved for rank %d of %d; mining again (resume not exact)",
+                url,
+                run.runtime.rank,
+                run.runtime.world_size,
+            )
+
+
+def _check_resumable(saved: dict, config: TrainConfig, url: str) -> None:
+    if saved.get("job_fingerprint") == config.job_fingerprint():
+        return
+    old = saved.get("config", {})
+    differ = [k for k in _JOB_FIELDS if old.get(k) != getattr(config, k)]
+    raise ConfigError(
+        f"checkpoint {url} belongs to another job (different {differ or 'settings'}); "
+        "use a new output_dir, or start over (resume=False / --no-resume)"
+    )
+
+
+def _negatives_tensor(windows: Sequence[TrainingWindow], k: int) -> torch.Tensor:
+    """[gold spans of the windows with negatives, k] int64, padded with -1."""
+    rows = [list(neg) + [-1] * (k - len(neg)) for w in windows for neg in w.negative_rows]
+    return torch.tensor(rows, dtype=torch.int64).reshape(-1, k)
+
+
+def _attach_negatives(windows: Sequence[TrainingWindow], table: torch.Tensor) -> list[TrainingWindow] | None:
+    """`windows` with the negatives of `_negatives_tensor` attached in order (None if they do not fit)."""
+    if sum(len(w.gold_rows) for w in windows) != len(table):
+        log.warning("saved hard negatives do not match this rank's windows; mining again")
+        return None
+    out, n = [], 0
+    for w in windows:
+        if w.gold_rows:
+            rows = table[n : n + len(w.gold_rows)].tolist()
+            n += len(w.gold_rows)
+            w = dataclasses.replace(w, negative_rows=tuple(tuple(r for r in row if r >= 0) for row in rows))
+        out.append(w)
+    return out
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:

@@ -246,7 +246,7 @@ def dumps(tmp_path_factory) -> dict[str, str]:
     return paths
 
 
-def _config(dump: str, out: Path, **kw) -> KbBuildConfig:
+def _config(dump: str, out: Path | str, **kw) -> KbBuildConfig:
     kw.setdefault("passage_max_wordpieces", 32)
     return KbBuildConfig(dump_url=dump, output_dir=str(out), progress=False, **kw)
 
@@ -298,6 +298,32 @@ def test_forms_give_identical_output(dumps, tmp_path):
         outputs.append(((out / "catalogue.parquet").read_bytes(), (out / "passages.jsonl").read_bytes()))
         assert stats.pages_seen == 12 and stats.catalogue_rows == 7
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_gzip_members_and_own_work_dir(tmp_path):
+    xml = tmp_path / "d.xml"
+    write_dump(str(xml), PAGES)
+    data = xml.read_bytes()
+    half = data.index(b"  <page>", len(data) // 2)
+    (tmp_path / "d.xml.gz").write_bytes(gzip.compress(data[:half]) + gzip.compress(data[half:]))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "keep.txt").write_text("not ours")
+    stats = build_kb(_config(str(tmp_path / "d.xml.gz"), tmp_path / "out", work_dir=str(work)))
+    assert stats.catalogue_rows == 7 and stats.errors_total == 0
+    assert sorted(p.name for p in work.iterdir()) == ["keep.txt"]
+
+
+def test_fsspec_urls_in_and_out(dumps, tmp_path):
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/wiki/pages.xml.bz2", Path(dumps["bz2"]).read_bytes())
+    build_kb(_config("memory://wiki/pages.xml.bz2", "memory://wiki/out"))
+    build_kb(_config(dumps["bz2"], tmp_path))
+    for name in ("catalogue.parquet", "passages.jsonl"):
+        assert memory.cat(f"/wiki/out/{name}") == (tmp_path / name).read_bytes()
+    memory.rm("/wiki", recursive=True)
 
 
 def test_catalogue_loads_in_elcore(dumps, tmp_path):
@@ -510,6 +536,34 @@ def test_redirect_loops_and_chains(tmp_path):
 
 
 # -- small pieces ------------------------------------------------------------------------------------
+
+
+def test_wikitext_cleaning():
+    text = (
+        "{{About|the city|other uses|Paris (disambiguation)}}\n"
+        "'''Paris''' ({{IPAc-en|p|ær|ɪ|s}}; {{IPA-fr|paʁi}}) had a GDP of ${{formatnum:808}} billion,"
+        "{{efn|A note on [[Money]].}}{{sfn|Smith|2001}} see [[Paris, Texas|]] and [[apple]]s "
+        "in {{lang|fr|[[Île-de-France]]}}.\n<gallery>\nFile:A.jpg|[[A]]\n</gallery>\n"
+        "<blockquote>A [[quote]].</blockquote>\n;Term\n:Definition with [[wikt:word|a word]].\n"
+        "[[fr:Paris]] __NOTOC__"
+    )
+    article = parse_article(text, LinkClassifier())
+    shown = [
+        (p.text, p.prose, [(p.text[k.start : k.end], k.target) for k in p.links]) for p in article.paragraphs
+    ]
+    assert shown == [
+        (
+            "Paris had a GDP of $808 billion, see Paris and apples in Île-de-France.",
+            True,
+            [("Paris", "Paris, Texas"), ("apples", "Apple"), ("Île-de-France", "Île-de-France")],
+        ),
+        ("A quote.", True, [("quote", "Quote")]),
+        ("Term", False, []),
+        ("Definition with a word.", False, []),
+    ]
+    assert not article.is_disambiguation
+    dab = parse_article("'''X''' may refer to:\n* [[Y]]\n{{Hndis|name=X}}", LinkClassifier())
+    assert dab.is_disambiguation
 
 
 def test_description_cut_and_titles():

@@ -1,8 +1,8 @@
 """The single-process build (`build_kb`) and the steps the Ray pipeline shares with it.
 
     >>> stats = build_kb(KbBuildConfig("enwiki-20190801-pages-articles.xml.bz2", "out/kb"))
-    >>> stats.catalogue_rows, stats.passages_written
-    (5903530, ...)
+    >>> sorted(stats.to_dict())[:3]       # also out/kb/stats.json
+    ['aliases', 'article_pages', 'bytes_read']
 
 Both paths run pass 1 (`parse_range` / one streaming pass: pages -> intermediate files) and then
 `finish` (pass 2, statistics, clean-up), so they write byte-identical outputs.
@@ -21,8 +21,9 @@ from elcore.wikipedia.kb import STATS_FILE, finalize
 
 
 def parse_settings(config: KbBuildConfig, namespaces: dict[int, str]) -> ParseSettings:
+    resolve_tokenizer(config.tokenizer)  # fail fast on the driver; workers resolve it themselves
     return ParseSettings(
-        tokenizer=resolve_tokenizer(config.tokenizer),
+        tokenizer=config.tokenizer,
         passage_max_wordpieces=config.passage_max_wordpieces,
         description_max_chars=config.description_max_chars,
         namespaces=namespaces,
@@ -31,13 +32,24 @@ def parse_settings(config: KbBuildConfig, namespaces: dict[int, str]) -> ParseSe
     )
 
 
-def fresh_work_dir(config: KbBuildConfig) -> str:
-    """The work dir, emptied of a previous run's files (so no stale run is merged)."""
-    work = config.resolved_work_dir()
+_WORK_PATTERNS = ("index-*.jsonl", "run-*.jsonl", "*.tmp-*")
+
+
+def _remove_work_files(work: str) -> None:
+    """Remove the intermediate files a build writes (and nothing else) from `work`."""
     fsys, path = fs.filesystem(work)
-    if fsys.exists(path):
-        fsys.rm(path, recursive=True)
-    fsys.makedirs(path, exist_ok=True)
+    if not fsys.exists(path):
+        return
+    for pattern in _WORK_PATTERNS:
+        for name in fsys.glob(f"{path.rstrip('/')}/{pattern}"):
+            fsys.rm(name)
+
+
+def fresh_work_dir(config: KbBuildConfig) -> str:
+    """The work dir, cleared of a previous run's intermediate files (so no stale run is merged)."""
+    work = config.resolved_work_dir()
+    _remove_work_files(work)
+    fs.makedirs(work)
     return work
 
 
@@ -46,8 +58,10 @@ def parse_range(dump_url: str, byte_range: ByteRange, parser: PageParser, work_d
     reader = DumpReader(dump_url, byte_range.start, byte_range.end)
     writer = WorkWriter(work_dir, f"{byte_range.index:05d}", parser.settings.run_pages)
     stats = KbBuildStats(mode="parallel")
+    cpu = time.process_time()
     parse_into(reader, parser, writer, stats)
     result = writer.close()
+    stats.seconds["parse_cpu"] = round(time.process_time() - cpu, 3)
     stats.bytes_read = reader.bytes_read
     result.stats = stats
     return result
@@ -66,9 +80,18 @@ def finish(
     stats.seconds["total"] = round(done - started, 3)
     fs.write_json_atomic(fs.join(config.output_dir, STATS_FILE), stats.to_dict())
     if not config.keep_work_dir:
+        _remove_work_files(config.resolved_work_dir())
         fsys, path = fs.filesystem(config.resolved_work_dir())
-        if fsys.exists(path):
-            fsys.rm(path, recursive=True)
+        if fsys.exists(path) and not fsys.ls(path):
+            fsys.rmdir(path)
+    if config.progress:
+        d = stats.to_dict()
+        print(
+            f"kb build ({stats.mode}): {d['pages_seen']} pages, {d['catalogue_rows']} catalogue rows, "
+            f"{d['redirects']} redirects, {d['disambiguations']} disambiguations, skipped {d['skipped']}; "
+            f"links {d['links_resolved']}/{d['links_found']} resolved; {d['passages_written']} passages; "
+            f"{d['pages_per_second']} pages/s parse, {d['seconds']['total']} s total"
+        )
     return stats
 
 
@@ -85,7 +108,7 @@ def build_kb(config: KbBuildConfig) -> KbBuildStats:
 
     config.validate()
     settings.hf_offline()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     work = fresh_work_dir(config)
     stats = KbBuildStats(mode="single", num_blocks=1)
     reader = DumpReader(config.dump_url)
@@ -103,6 +126,7 @@ def build_kb(config: KbBuildConfig) -> KbBuildStats:
             bar.set_postfix(pages=stats.pages_seen, refresh=False)
 
     parse_into(itertools.chain([first] if first is not None else [], pages), parser, writer, stats, on_page)
+    stats.seconds["parse_cpu"] = round(time.process_time() - cpu, 3)
     bar.update(reader.bytes_read - bar.n)
     bar.close()
     stats.bytes_read = reader.bytes_read

@@ -187,6 +187,10 @@ class KbBuildStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.skipped.items():
             self.skip(reason, n)
+        if "parse_cpu" in other.seconds:
+            self.seconds["parse_cpu"] = round(
+                self.seconds.get("parse_cpu", 0.0) + other.seconds["parse_cpu"], 3
+            )
         self.errors.extend(other.errors[: max(0, error_limit - len(self.errors))])
 
     @property

@@ -25,6 +25,7 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 from elcore import fs
+from elcore.errors import ConfigError, InputRecordError
 
 CHUNK_BYTES = 1 << 20
 _BZ2_MAGIC = re.compile(rb"BZh[1-9]1AY&SY")
@@ -108,11 +109,7 @@ def _decompress(chunks: Iterator[bytes]) -> Iterator[bytes | _Break]:
     if first.startswith(b"BZh"):
         yield from _bunzip(first, chunks)
     elif first.startswith(b"\x1f\x8b"):
-        dec = zlib.decompressobj(wbits=47)
-        for chunk in _chain(first, chunks):
-            yield dec.decompress(chunk)
-        if not dec.eof:
-            yield _Break("truncated", "truncated gzip stream")
+        yield from _gunzip(first, chunks)
     else:
         yield from _chain(first, chunks)
 
@@ -121,6 +118,22 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if first:
         yield first
     yield from rest
+
+
+def _gunzip(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes | _Break]:
+    """Every gzip member of the input in turn."""
+    dec, fed = zlib.decompressobj(wbits=47), False
+    for chunk in _chain(first, chunks):
+        while chunk:
+            out = dec.decompress(chunk)
+            fed = True
+            if out:
+                yield out
+            chunk = b""
+            if dec.eof:
+                chunk, dec, fed = dec.unused_data, zlib.decompressobj(wbits=47), False
+    if fed and not dec.eof:
+        yield _Break("truncated", "truncated gzip stream")
 
 
 def _bunzip(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes | _Break]:
@@ -293,8 +306,6 @@ def read_multistream_index(url: str) -> list[int]:
     Raises:
         InputRecordError: a line does not start with `<offset>:<page id>:`.
     """
-    from elcore.errors import InputRecordError
-
     offsets: set[int] = set()
     tail = b""
     line_no = 0
@@ -312,8 +323,6 @@ def read_multistream_index(url: str) -> list[int]:
 
 
 def _index_offset(url: str, line_no: int, line: bytes) -> int:
-    from elcore.errors import InputRecordError
-
     parts = line.split(b":", 2)
     if len(parts) < 3 or not parts[0].strip().isdigit() or not parts[1].strip().isdigit():
         raise InputRecordError(url, line_no, "offset", f"expected 'offset:page_id:title', got {line[:80]!r}")
@@ -399,11 +408,10 @@ def write_dump(
     of `offset:page_id:title` lines (bz2 when `index_url` ends in `.bz2`).
     """
     if form not in ("xml", "bz2", "multistream"):
-        from elcore.errors import ConfigError
-
         raise ConfigError(f"write_dump form={form!r}: must be 'xml', 'bz2' or 'multistream'")
     header = _siteinfo_xml(dbname, namespaces or DEFAULT_NAMESPACES).encode("utf-8")
     footer = b"</mediawiki>\n"
+    index_lines: list[str] = []
     fsys, path = fs.filesystem(url)
     if "/" in path:
         fsys.makedirs(path.rsplit("/", 1)[0], exist_ok=True)

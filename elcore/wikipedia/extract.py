@@ -12,12 +12,13 @@ Per part (the whole dump, or one byte range) this writes:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from elcore import fs
-from elcore.wikipedia.config import KbBuildStats
+from elcore.wikipedia.config import KbBuildStats, resolve_tokenizer
 from elcore.wikipedia.dump import PageError, RawPage
 from elcore.wikipedia.passages import Windower
 from elcore.wikipedia.wikitext import (
@@ -28,12 +29,14 @@ from elcore.wikipedia.wikitext import (
     redirect_target,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class ParseSettings:
     """What a pass-1 worker needs: small and picklable (sent to every Ray actor)."""
 
-    tokenizer: str
+    tokenizer: str | None  # as configured; each worker resolves it (`resolve_tokenizer`)
     passage_max_wordpieces: int
     description_max_chars: int
     namespaces: dict[int, str]
@@ -81,7 +84,7 @@ class PageParser:
     def __init__(self, settings: ParseSettings) -> None:
         self.settings = settings
         self.classifier = LinkClassifier(settings.namespaces)
-        self.windower = Windower(settings.tokenizer, settings.passage_max_wordpieces)
+        self.windower = Windower(resolve_tokenizer(settings.tokenizer), settings.passage_max_wordpieces)
 
     def parse(self, page: RawPage) -> tuple[str, dict[str, Any] | None]:
         """`(kind, record)`: kind `article` (record set), `redirect`, `disambiguation`,
@@ -167,14 +170,13 @@ def parse_into(
         if not isinstance(item, PageError) or item.is_page:
             stats.pages_seen += 1
         if isinstance(item, PageError):
-            stats.error(item.page_id, item.title, item.kind, item.reason, limit)
+            _report(stats, item.page_id, item.title, item.kind, item.reason, limit)
             continue
         try:
             kind, record = parser.parse(item)
         except Exception as error:  # noqa: BLE001 - any parser failure skips just this page
-            stats.error(
-                item.page_id, item.title, "parse_error", f"wikitext: {type(error).__name__}: {error}", limit
-            )
+            reason = f"wikitext: {type(error).__name__}: {error}"
+            _report(stats, item.page_id, item.title, "parse_error", reason, limit)
             continue
         if kind == "article":
             assert record is not None
@@ -195,3 +197,11 @@ def parse_into(
             stats.disambiguations += 1
         else:
             stats.skip(kind)
+
+
+def _report(
+    stats: KbBuildStats, page_id: int | None, title: str | None, kind: str, reason: str, limit: int
+) -> None:
+    if len(stats.errors) < limit:
+        log.warning("skipped page %s (%r): %s: %s", page_id, title, kind, reason)
+    stats.error(page_id, title, kind, reason, limit)

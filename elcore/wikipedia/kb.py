@@ -177,6 +177,14 @@ class _Outputs:
             self._writer.write_table(pa.Table.from_pylist(self._rows, schema=CATALOGUE_SCHEMA))
             self._rows = []
 
+    def abort(self) -> None:
+        """Close and remove the temporary files (after an error)."""
+        self._writer.close()
+        self._passages.close()
+        for tmp in (self._cat_tmp, self._pas_tmp):
+            if self._fs.exists(tmp):
+                self._fs.rm(tmp)
+
     def close(self) -> None:
         self._flush()
         self._writer.close()
@@ -245,28 +253,36 @@ def finalize(config: KbBuildConfig, parts: list[PartResult], stats: KbBuildStats
     outputs = _Outputs(config.output_dir)
     last = None
     bar = tqdm(total=len(maps.title_by_pid), desc="write", unit="page", disable=not config.progress)
-    for record in iter_articles(parts):
-        pid = record["id"]
-        if pid == last or maps.title_by_pid.get(pid) != record["title"]:
-            continue  # a duplicate, or a page that page_props marks as a disambiguation page
-        last = pid
-        aliases = sorted({a for a in maps.aliases.get(pid, ()) if a != record["title"]})
-        qid = maps.qid_by_pid.get(pid)
-        outputs.row(
-            {
-                "id": maps.entity_id(pid),
-                "qid": qid,
-                "title": record["title"],
-                "text": record["text"],
-                "aliases": aliases,
-                "page_id": pid,
-            }
-        )
-        stats.catalogue_rows += 1
-        stats.rows_with_qid += qid is not None
-        stats.rows_with_text += bool(record["text"])
-        stats.aliases += len(aliases)
-        outputs.passages(_passage_lines(record, maps, config, stats))
-        bar.update()
-    bar.close()
+    try:
+        for record in iter_articles(parts):
+            pid = record["id"]
+            if pid == last or maps.title_by_pid.get(pid) != record["title"]:
+                continue  # a duplicate, or a page that page_props marks as a disambiguation page
+            last = pid
+            outputs.row(_catalogue_row(record, maps, stats))
+            outputs.passages(_passage_lines(record, maps, config, stats))
+            bar.update()
+    except BaseException:
+        outputs.abort()
+        raise
+    finally:
+        bar.close()
     outputs.close()
+
+
+def _catalogue_row(record: dict[str, Any], maps: TitleMaps, stats: KbBuildStats) -> dict[str, Any]:
+    pid = record["id"]
+    aliases = sorted({a for a in maps.aliases.get(pid, ()) if a != record["title"]})
+    qid = maps.qid_by_pid.get(pid)
+    stats.catalogue_rows += 1
+    stats.rows_with_qid += qid is not None
+    stats.rows_with_text += bool(record["text"])
+    stats.aliases += len(aliases)
+    return {
+        "id": maps.entity_id(pid),
+        "qid": qid,
+        "title": record["title"],
+        "text": record["text"],
+        "aliases": aliases,
+        "page_id": pid,
+    }

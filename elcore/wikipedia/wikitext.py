@@ -77,6 +77,13 @@ _SHOW_PARAMS: dict[str, tuple[str, ...]] = {
     "cvt": ("1", "2"),
 }  # fmt: skip
 _FIXED_TEXT = {"ndash": "–", "mdash": "—", "snd": " – ", "spaced ndash": " – ", "nbsp": " ", "-": " "}
+_CASE_FUNCTIONS = {
+    "formatnum": str,
+    "lc": str.lower,
+    "uc": str.upper,
+    "lcfirst": lambda s: s[:1].lower() + s[1:],
+    "ucfirst": lambda s: s[:1].upper() + s[1:],
+}
 _NAMESPACE_ALIASES = {"image": 6, "image talk": 7, "wp": 4, "wt": 5, "project": 4, "project talk": 5}
 #: Interwiki prefixes (sister projects, and language editions for interlanguage links).
 INTERWIKI_PREFIXES = frozenset(
@@ -274,6 +281,10 @@ class _Flattener:
             return
         if name in _FIXED_TEXT:
             self.text(_FIXED_TEXT[name])
+            return
+        function, colon, argument = str(node.name).partition(":")
+        if colon and function.strip().lower() in _CASE_FUNCTIONS:  # {{formatnum:808}}, {{lc:X}}
+            self.text(_CASE_FUNCTIONS[function.strip().lower()](_COMMENT.sub("", argument).strip()))
             return
         if name == "ill" and node.has("1"):  # interlanguage-link template: a link to the enwiki title
             kind, target = self.classifier.classify(node.get("1").value.strip_code())

@@ -1,0 +1,676 @@
+"""`link-corpus` on Ray Data: a text collection -> Parquet of links plus one status row per input record.
+
+    input files -> flat_map(read_parts): parse records, one row per part of `docs_per_part` documents
+      -> spread (one part per block, so every actor gets work)
+      -> map_batches(CorpusLinker, actor pool): tokenise and window, encode, retrieve, joint scores,
+         overlap resolution (`elcore.linker.Linker`); retrieval from the index inside each actor, or from
+         index shards held by `ShardServer` actors (`--retrieval shards`, for an index too big for one node)
+      -> map(write_part): links/part-F-C.parquet, then status/part-F-C.parquet
+
+Inputs: jsonl (one object per line), Parquet, or a folder of `.txt` files (one document each), local or any
+fsspec URL; `id_field`/`text_field` name the columns. Every input record gets a status row: `linked`,
+`no_links`, or `failed` with the reason (bad JSON, missing or non-string text, a linker error). Part F-C is
+chunk C of input file F, so a re-run skips the parts whose status file exists and rewrites the others whole:
+no row is lost or duplicated.
+
+    python -m pipelines.link_corpus --input s3://b/docs/ --output s3://b/links --model runs/linker
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from elcore import fs, settings
+from elcore.errors import ConfigError, InputRecordError
+from elcore.index import ShardedIndex
+
+from .common import (
+    IO_TASK_CPUS,
+    dataset_of,
+    finished,
+    init_ray,
+    list_files,
+    model_fingerprint,
+    part_name,
+    plan_actors,
+    prepare_output,
+    run_command_line,
+    spread,
+    track,
+)
+
+FORMATS = {"jsonl": (".jsonl", ".json", ".jsonl.gz", ".json.gz"), "parquet": (".parquet",), "text": (".txt",)}
+RETRIEVAL = ("local", "shards")
+
+LINKS_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("source", pa.string()),
+        ("line", pa.int64()),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
+        ("mention", pa.string()),
+        ("entity_row", pa.int64()),
+        ("entity_id", pa.string()),
+        ("qid", pa.string()),
+        ("title", pa.string()),
+        ("score", pa.float64()),
+        ("mention_score", pa.float64()),
+        ("entity_score", pa.float64()),
+        ("window", pa.int32()),
+    ]
+)
+PART_SCHEMA = pa.schema(
+    [
+        ("part", pa.string()),
+        ("weight", pa.float64()),
+        ("skip", pa.bool_()),
+        ("docs", pa.int64()),
+        ("source", pa.list_(pa.string())),
+        ("line", pa.list_(pa.int64())),
+        ("doc_id", pa.list_(pa.string())),
+        ("text", pa.list_(pa.string())),
+        ("error", pa.list_(pa.string())),
+    ]
+)
+STATUS_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("source", pa.string()),
+        ("line", pa.int64()),
+        ("status", pa.string()),
+        ("num_links", pa.int32()),
+        ("error", pa.string()),
+    ]
+)
+
+
+@dataclass
+class LinkCorpusConfig:
+    """Link every document of a collection; write links and a per-document status table as Parquet."""
+
+    input: str = field(
+        metadata={"help": "jsonl or Parquet file/folder, or a folder of .txt files; fsspec URL"}
+    )
+    output: str = field(metadata={"help": "output folder: links/, status/, summary.json"})
+    model: str = field(
+        metadata={"help": "linker directory (model + catalogue.parquet + index/) or model directory"}
+    )
+    catalogue: str | None = field(default=None, metadata={"help": "catalogue (default: the linker's own)"})
+    index: str | None = field(
+        default=None, metadata={"help": "index folder from build-index (default: the linker's)"}
+    )
+    format: str = field(default="auto", metadata={"help": "auto, jsonl, parquet or text"})
+    id_field: str = field(default="id", metadata={"help": "document id field (default: the line/row number)"})
+    text_field: str = field(default="text", metadata={"help": "document text field"})
+    docs_per_part: int = field(default=256, metadata={"help": "documents per output part (the resume unit)"})
+    retrieval: str = field(
+        default="local",
+        metadata={"help": "local: the index in each encoder actor; shards: one actor per shard"},
+    )
+    shard_cpus: float = field(
+        default=0.5, metadata={"help": "CPUs each shard actor asks for (retrieval=shards)"}
+    )
+    batch_size: int = field(default=32, metadata={"help": "windows per encoder call"})
+    threshold: float | None = field(
+        default=None, metadata={"help": "joint score threshold (default: the model's)"}
+    )
+    top_k_entities: int | None = field(default=None, metadata={"help": "entities retrieved per span"})
+    window: int | None = field(
+        default=None, metadata={"help": "wordpieces per window (default: the model's)"}
+    )
+    stride: int | None = field(default=None, metadata={"help": "tokens between window starts"})
+    num_actors: int | None = field(
+        default=None, metadata={"help": "encoder actors (default: one per GPU or CPU)"}
+    )
+    cpus_per_actor: float | None = field(
+        default=None, metadata={"help": "CPUs each encoder actor asks Ray for"}
+    )
+    use_gpu: bool = field(default=False, metadata={"help": "one GPU per encoder actor"})
+    torch_threads: int | None = field(
+        default=None, metadata={"help": "torch threads per actor (default: CPUs/actors)"}
+    )
+    address: str | None = field(
+        default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
+
+    def validate(self) -> LinkCorpusConfig:
+        if self.format not in ("auto", *FORMATS):
+            raise ConfigError(f"format {self.format!r} not supported; use auto, {', '.join(FORMATS)}")
+        if self.retrieval not in RETRIEVAL:
+            raise ConfigError(f"retrieval {self.retrieval!r} not supported; use one of {list(RETRIEVAL)}")
+        if self.docs_per_part < 1 or self.batch_size < 1:
+            raise ConfigError(
+                f"docs_per_part and batch_size must be >= 1, got {self.docs_per_part}, {self.batch_size}"
+            )
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """Inference settings that replace the model config's (ElqConfig field names)."""
+        values = {
+            "threshold": self.threshold,
+            "top_k_entities": self.top_k_entities,
+            "max_context_length": self.window,
+            "context_stride": self.stride,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+    def index_url(self) -> str:
+        url = self.index or fs.join(self.model, "index")
+        if not fs.exists(fs.join(url, "index.json")):
+            raise ConfigError(f"no index at {url}: pass --index (an index folder from build-index)")
+        return url
+
+
+# -- read: files -> parts ------------------------------------------------------------------------------------
+
+
+def read_parts(
+    unit: dict[str, Any],
+    fmt: str,
+    root: str,
+    id_field: str,
+    text_field: str,
+    docs_per_part: int,
+    done: frozenset[str],
+) -> list[dict[str, Any]]:
+    """Parse one input unit (a jsonl/Parquet file, or a list of .txt files) into parts of documents.
+
+    A part row holds per-document lists `source`, `line`, `doc_id`, `text`, `error` (a record that cannot be
+    linked has its reason in `error` and no text), its `weight` (share of all input bytes) and `skip` (written
+    by an earlier run: its lists are left empty).
+    """
+    docs = (
+        _read_text_files(unit["files"], root)
+        if fmt == "text"
+        else _read_records(unit["files"][0], fmt, id_field, text_field)
+    )
+    parts = []
+    chunks = range(0, max(1, len(docs)), docs_per_part)
+    for c, lo in enumerate(chunks):
+        name = part_name(unit["number"], 0) if fmt == "text" else part_name(unit["number"], c)
+        chunk = docs[lo : lo + docs_per_part]
+        skip = name in done
+        row: dict[str, Any] = {
+            "part": name,
+            "weight": unit["weight"] * (len(chunk) / len(docs) if docs else 1.0),
+            "skip": skip,
+            "docs": len(chunk),
+        }
+        for i, key in enumerate(("source", "line", "doc_id", "text", "error")):
+            row[key] = [] if skip else [d[i] for d in chunk]
+        parts.append(row)
+    return parts
+
+
+def read_units(batch: pa.Table, **options: Any) -> pa.Table:
+    """`map_batches` form of `read_parts`: a batch of read units in, their parts out (typed, `PART_SCHEMA`)."""
+    rows = [part for unit in batch.to_pylist() for part in read_parts(unit, **options)]
+    return pa.Table.from_pylist(rows, schema=PART_SCHEMA)
+
+
+def _read_records(url: str, fmt: str, id_field: str, text_field: str) -> list[tuple]:
+    """(source, line, doc id, text, error) per record of a jsonl or Parquet file; bad records carry the error."""
+    from elcore.corpus import document_text, read_jsonl_records
+
+    if fmt == "jsonl":
+        records = read_jsonl_records(url)
+    else:
+        records = ((n, r) for n, r in enumerate(_parquet_rows(url, id_field, text_field), start=1))
+    docs = []
+    for number, record in records:
+        try:
+            if isinstance(record, InputRecordError):
+                raise record
+            doc_id, text = document_text(record, number, url, id_field, text_field)
+            docs.append((url, number, doc_id, text, None))
+        except InputRecordError as error:
+            fallback = record.get(id_field, number) if isinstance(record, dict) else number
+            docs.append((url, number, str(fallback), None, str(error)))
+    return docs
+
+
+def _parquet_rows(url: str, id_field: str, text_field: str):
+    filesystem, path = fs.filesystem(url)
+    with filesystem.open(path, "rb") as f:
+        parquet = pq.ParquetFile(f)
+        columns = [c for c in (id_field, text_field) if c in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(columns=columns or None, batch_size=4096):
+            yield from batch.to_pylist() if columns else [{}] * batch.num_rows
+
+
+def _read_text_files(files: list[str], root: str) -> list[tuple]:
+    docs = []
+    prefix = fs.filesystem(root)[1].rstrip("/") + "/"
+    for url in files:
+        path = fs.filesystem(url)[1]
+        doc_id = (path[len(prefix) :] if path.startswith(prefix) else path.rsplit("/", 1)[-1])[: -len(".txt")]
+        try:
+            docs.append((url, 1, doc_id, fs.read_bytes(url).decode("utf-8"), None))
+        except UnicodeDecodeError as error:
+            docs.append(
+                (url, 1, doc_id, None, str(InputRecordError(url, 1, "<file>", f"not UTF-8: {error}")))
+            )
+    return docs
+
+
+# -- link: the encoder actors and the shard actors ---------------------------------------------------------
+
+
+class CorpusLinker:
+    """Ray Data adapter: a `Linker` built once per actor; a row is one part of the corpus, the output row the
+    same part with its links and status tables (Arrow IPC bytes)."""
+
+    def __init__(
+        self,
+        model_dir: str,
+        catalogue: str | None,
+        index: str,
+        shards: list | None,
+        batch_size: int,
+        overrides: dict[str, Any],
+        torch_threads: int,
+        use_gpu: bool,
+    ) -> None:
+        import torch
+
+        from elcore.linker import Linker
+
+        settings.hf_offline()
+        torch.set_num_threads(torch_threads)
+        entity_index: Any = RemoteShardedIndex(*shards) if shards else index
+        self.linker = Linker.from_pretrained(
+            model_dir,
+            catalogue=catalogue,
+            index=entity_index,
+            batch_size=batch_size,
+            device="cuda" if use_gpu else "cpu",
+            **overrides,
+        )
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        links, status = [], []
+        for i in range(len(batch["part"])):
+            if batch["skip"][i]:
+                links.append(b"")
+                status.append(b"")
+                continue
+            docs = [batch[key][i].tolist() for key in ("source", "line", "doc_id", "text", "error")]
+            link_table, status_table = link_part(self.linker, *docs)
+            links.append(_to_ipc(link_table))
+            status.append(_to_ipc(status_table))
+        keep = ("part", "weight", "skip", "docs")
+        return {**{key: batch[key] for key in keep}, "links": links, "status": status}
+
+
+def link_part(
+    linker,
+    sources: list[str],
+    lines: list[int],
+    doc_ids: list[str],
+    texts: list[str | None],
+    errors: list[str | None],
+) -> tuple[pa.Table, pa.Table]:
+    """Links and one status row per document of a part, in input order (`elcore.corpus.link_documents`)."""
+    from elcore.corpus import DocumentResult, Status, link_documents
+
+    ok = [i for i, error in enumerate(errors) if error is None]
+    records = [{"id": doc_ids[i], "text": texts[i]} for i in ok]
+    try:
+        results = link_documents(linker, records) if records else []
+    except Exception:  # noqa: BLE001 - one document must not fail its part: link one at a time to find it
+        results = []
+        for record in records:
+            try:
+                results += link_documents(linker, [record])
+            except Exception as error:  # noqa: BLE001
+                results.append(
+                    DocumentResult(
+                        record["id"], Status.FAILED, error=f"linker error: {type(error).__name__}: {error}"
+                    )
+                )
+    by_row = dict(zip(ok, results, strict=True))
+    link_rows, status_rows = [], []
+    for i in range(len(doc_ids)):
+        result = by_row.get(i)
+        if result is None:
+            status_rows.append((doc_ids[i], sources[i], lines[i], Status.FAILED.value, 0, errors[i]))
+            continue
+        windows = window_numbers(linker, texts[i], result.links)
+        for link, window in zip(result.links, windows, strict=True):
+            link_rows.append(
+                (
+                    doc_ids[i],
+                    sources[i],
+                    lines[i],
+                    link.start,
+                    link.end,
+                    link.mention,
+                    link.entity_row,
+                    link.entity_id,
+                    link.qid,
+                    link.title,
+                    link.score,
+                    link.mention_score,
+                    link.entity_score,
+                    window,
+                )
+            )
+        status_rows.append(
+            (doc_ids[i], sources[i], lines[i], result.status.value, len(result.links), result.error)
+        )
+    return _table(link_rows, LINKS_SCHEMA), _table(status_rows, STATUS_SCHEMA)
+
+
+def window_numbers(linker, text: str, links: list) -> list[int]:
+    """Per link, the number (0-based, in order) of the window of `text` its span was found in.
+
+    Uses `Link.window` when the linker records it; otherwise the first window that holds the whole span (the
+    same unless the span sits where two windows overlap).
+    """
+    if all(getattr(link, "window", None) is not None for link in links):
+        return [int(link.window) for link in links]
+    from elcore.text import make_windows, tokenize
+
+    config = linker.config
+    doc = tokenize(linker.model.tokenizer, [text])[0]
+    windows = make_windows([doc], config.max_context_length, config.context_stride)
+    numbers = []
+    for link in links:
+        covered = np.flatnonzero((doc.char_ends > link.start) & (doc.char_starts < link.end))
+        first, last = (int(covered[0]), int(covered[-1])) if len(covered) else (0, 0)
+        numbers.append(
+            next((n for n, w in enumerate(windows) if w.token_start <= first and last < w.token_end), 0)
+        )
+    return numbers
+
+
+class ShardServer:
+    """Ray actor: one shard of a saved index in memory; `search` answers with shard-local ids."""
+
+    def __init__(self, index_url: str, number: int, threads: int) -> None:
+        import faiss
+
+        from elcore import index as elindex
+        from elcore.index import IndexSpec
+
+        faiss.omp_set_num_threads(threads)
+        manifest = fs.read_json(fs.join(index_url, elindex.MANIFEST))
+        start, end = manifest["shards"][number]
+        spec = IndexSpec.from_dict(manifest["spec"])
+        # elcore reads one shard with `_read_shard` (used by `load_index` for all shards at once).
+        self.shard = elindex._read_shard(index_url, number, spec, manifest.get("metadata", {}), end - start)
+
+    def search(self, queries: np.ndarray, k: int):
+        return self.shard.search(queries, k)
+
+    def size(self) -> int:
+        return self.shard.serialized_size()
+
+
+class _RemoteShard:
+    """Stands in for a `FaissIndex` shard inside `ShardedIndex`: `search` returns the answer that
+    `RemoteShardedIndex.search` already asked its actor for."""
+
+    def __init__(self, actor, ntotal: int, dim: int, spec, metadata: dict[str, Any]) -> None:
+        self.actor, self.ntotal, self.dim, self.spec, self.metadata = actor, ntotal, dim, spec, metadata
+        self.pending = None
+
+    def search(self, queries: np.ndarray, k: int):
+        import ray
+
+        result, self.pending = ray.get(self.pending), None
+        return result
+
+    def serialized_size(self) -> int:
+        import ray
+
+        return int(ray.get(self.actor.size.remote()))
+
+
+class RemoteShardedIndex(ShardedIndex):
+    """An `EntityIndex` whose shards live in `ShardServer` actors; plugs into `Linker(model, catalogue, index)`.
+
+    `search` sends the queries to every shard actor at once, then merges their top-k exactly as
+    `ShardedIndex.search` does (it is that method), so results equal the in-process sharded index.
+    """
+
+    def __init__(
+        self, actors: list, sizes: list[int], dim: int, spec: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
+        from elcore.index import IndexSpec
+
+        index_spec = IndexSpec.from_dict(spec)
+        super().__init__(
+            [_RemoteShard(a, n, dim, index_spec, metadata) for a, n in zip(actors, sizes, strict=True)],
+            metadata,
+        )
+
+    def search(self, queries: np.ndarray, k: int):
+        import ray
+
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        shared = ray.put(queries)
+        for shard in self.shards:
+            shard.pending = shard.actor.search.remote(shared, k)
+        return super().search(queries, k)
+
+    def save(self, url: str) -> None:
+        raise ConfigError("a RemoteShardedIndex is a view of shard actors; save the index it was loaded from")
+
+
+def start_shard_servers(index_url: str, shard_cpus: float) -> tuple:
+    """One `ShardServer` actor per shard of the index; returns `RemoteShardedIndex` constructor arguments."""
+    import ray
+
+    manifest = fs.read_json(fs.join(index_url, "index.json"))
+    server = ray.remote(num_cpus=shard_cpus)(ShardServer)
+    threads = max(1, int(shard_cpus))
+    actors = [server.remote(index_url, n, threads) for n in range(len(manifest["shards"]))]
+    sizes = [end - start for start, end in manifest["shards"]]
+    return actors, sizes, manifest["dim"], manifest["spec"], manifest.get("metadata", {})
+
+
+# -- write ------------------------------------------------------------------------------------------------
+
+
+def write_part(row: dict[str, Any], output: str) -> dict[str, Any]:
+    """Write a part's links, then its status (the status file marks the part done); return its counts."""
+    summary = {
+        "part": row["part"],
+        "weight": row["weight"],
+        "skipped": bool(row["skip"]),
+        "docs": int(row["docs"]),
+    }
+    if row["skip"]:
+        return {**summary, "links": 0, "linked": 0, "no_links": 0, "failed": 0}
+    links, status = _from_ipc(row["links"]), _from_ipc(row["status"])
+    for sub, table in (("links", links), ("status", status)):
+        with fs.atomic_writer(fs.join(output, sub, f"{row['part']}.parquet")) as f:
+            pq.write_table(table, f)
+    counts = {s: 0 for s in ("linked", "no_links", "failed")}
+    for value in status.column("status").to_pylist():
+        counts[value] += 1
+    return {**summary, "links": links.num_rows, **counts}
+
+
+def part_tables(output: str, part: str) -> tuple[pa.Table, pa.Table]:
+    """The links and status tables of one written part."""
+    tables = []
+    for sub in ("links", "status"):
+        filesystem, path = fs.filesystem(fs.join(output, sub, f"{part}.parquet"))
+        with filesystem.open(path, "rb") as f:
+            tables.append(pq.read_table(f))
+    return tables[0], tables[1]
+
+
+def read_output(output: str, table: str = "links") -> pa.Table:
+    """All parts of `links` or `status` under a link-corpus output, in part order."""
+    folder = fs.join(output, table)
+    filesystem, path = fs.filesystem(folder)
+    schema = LINKS_SCHEMA if table == "links" else STATUS_SCHEMA
+    if not filesystem.exists(path):
+        return schema.empty_table()
+    parts = sorted(p for p in filesystem.ls(path, detail=False) if p.endswith(".parquet") and "/part-" in p)
+    tables = []
+    for p in parts:
+        with filesystem.open(p, "rb") as f:
+            tables.append(pq.read_table(f))
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    return pa.Table.from_arrays(
+        [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
+def links_from_ipc(row: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
+    """The links and status tables of the first part in a `CorpusLinker` output batch."""
+    return _from_ipc(row["links"][0]), _from_ipc(row["status"][0])
+
+
+def _to_ipc(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def _from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
+
+
+# -- the pipeline ---------------------------------------------------------------------------------------------
+
+
+def plan_units(config: LinkCorpusConfig) -> tuple[str, list[dict[str, Any]]]:
+    """The input format and the read units: one per jsonl/Parquet file, or `docs_per_part` .txt files each."""
+    fmt = config.format
+    if fmt == "auto":
+        url = config.input.rstrip("/")
+        fmt = next((f for f, suffixes in FORMATS.items() if url.endswith(suffixes)), "")
+        if not fmt:  # a folder: the first format it holds files of
+            for candidate, suffixes in FORMATS.items():
+                try:
+                    list_files(config.input, suffixes)
+                    fmt = candidate
+                    break
+                except ConfigError:
+                    continue
+        if not fmt:
+            raise ConfigError(f"{config.input}: no .jsonl, .parquet or .txt input found; set --format")
+    files = list_files(config.input, FORMATS[fmt])
+    total = sum(size for _, size in files) or 1
+    if fmt == "text":
+        groups = [files[i : i + config.docs_per_part] for i in range(0, len(files), config.docs_per_part)]
+    else:
+        groups = [[f] for f in files]
+    units = [
+        {
+            "number": n,
+            "files": [url for url, _ in group],
+            "sizes": [size for _, size in group],
+            "weight": sum(size for _, size in group) / total,
+        }
+        for n, group in enumerate(groups)
+    ]
+    return fmt, units
+
+
+def run(config: LinkCorpusConfig) -> dict[str, Any]:
+    """Link the collection; parts written by an earlier run of the same job are kept. Returns a summary.
+
+    Raises:
+        ConfigError: bad settings, no input or no index, or `output` holds another job's output.
+    """
+    config.validate()
+    started = time.perf_counter()
+    index_url = config.index_url()
+    fmt, units = plan_units(config)
+    job = {
+        "stage": "link-corpus",
+        "model": model_fingerprint(config.model),
+        "catalogue": config.catalogue or fs.join(config.model, "catalogue.parquet"),
+        "index": fs.fingerprint(fs.read_bytes(fs.join(index_url, "index.json"))),
+        "inputs": [pair for unit in units for pair in zip(unit["files"], unit["sizes"], strict=True)],
+        "format": fmt,
+        "fields": [config.id_field, config.text_field],
+        "docs_per_part": config.docs_per_part,
+        "overrides": config.overrides(),
+    }
+    resumed = prepare_output(config.output, job, config.overwrite)
+    done = frozenset(finished(fs.join(config.output, "status"))) if resumed else frozenset()
+    init_ray(config.address)
+    plan = plan_actors(config.num_actors, config.cpus_per_actor, config.use_gpu, config.torch_threads)
+    shards = start_shard_servers(index_url, config.shard_cpus) if config.retrieval == "shards" else None
+    parts = spread(
+        dataset_of(units).map_batches(
+            read_units,
+            batch_size=1,
+            batch_format="pyarrow",
+            fn_kwargs={
+                "fmt": fmt,
+                "root": config.input,
+                "id_field": config.id_field,
+                "text_field": config.text_field,
+                "docs_per_part": config.docs_per_part,
+                "done": done,
+            },
+            num_cpus=IO_TASK_CPUS,
+        )
+    )
+    linked = parts.map_batches(
+        CorpusLinker,
+        fn_constructor_kwargs={
+            "model_dir": config.model,
+            "catalogue": config.catalogue,
+            "index": index_url,
+            "shards": shards,
+            "batch_size": config.batch_size,
+            "overrides": config.overrides(),
+            "torch_threads": plan.torch_threads,
+            "use_gpu": config.use_gpu,
+        },
+        batch_size=1,
+        batch_format="numpy",
+        compute=plan.pool(plan.num_actors),
+        **plan.remote_args(),
+    ).map(write_part, fn_kwargs={"output": config.output}, num_cpus=IO_TASK_CPUS)
+    totals = {"parts": 0, "parts_skipped": 0, "docs": 0, "links": 0, "linked": 0, "no_links": 0, "failed": 0}
+    for row in track(
+        linked.iter_rows(), "link corpus", total=1.0, weight="weight", count="docs", skipped="skipped"
+    ):
+        totals["parts"] += 1
+        totals["parts_skipped"] += int(row["skipped"])
+        for key in ("docs", "links", "linked", "no_links", "failed"):
+            totals[key] += 0 if row["skipped"] else int(row[key])
+    seconds = time.perf_counter() - started
+    summary = {
+        "output": config.output,
+        "format": fmt,
+        "retrieval": config.retrieval,
+        "actors": plan.num_actors,
+        **totals,
+        "seconds": round(seconds, 3),
+        "docs_per_second": round(totals["docs"] / max(seconds, 1e-9), 2),
+    }
+    fs.write_json_atomic(fs.join(config.output, "summary.json"), summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    return run_command_line(LinkCorpusConfig, run, "link-corpus", argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""`elq train --workers N` on Ray Train: `elcore.training.train` in N DDP workers.
+
+    TorchTrainer(train_loop_per_worker) -> each worker: train(config, RayTrainRuntime())
+        (1) rank / world size from ray.train.get_context(); every rank takes an equal shard
+        (2) the model is wrapped by ray.train.torch.prepare_model (DDP: gloo on CPU, nccl on GPU)
+        (3) the catalogue is encoded in shares and all-gathered (dev evaluation, hard negatives)
+        (4) checkpoints go through ray.train.report to RunConfig(storage_path, name)
+        (5) a re-run with the same output_dir reuses the run name, so ray.train.get_checkpoint()
+            hands back the latest checkpoint and the loop resumes from it
+
+The training loop, losses and checkpoint format are elcore's; this module only supplies the Ray
+lines. `num_workers=0` trains in this process without Ray.
+
+    ray job submit -- python -m pipelines.train --recipe webqsp --workers 2
+    python -m pipelines.train --recipe frozen-entities --set epochs=1 --set model.max_entity_length=64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from elcore import fs, settings
+from elcore.errors import ConfigError, ElqError
+from elcore.recipes import parse_overrides, recipe_config, set_value
+from elcore.training import TrainConfig, TrainingRuntime, train
+
+log = logging.getLogger(__name__)
+
+
+class RayTrainRuntime(TrainingRuntime):
+    """The Ray Train side of `elcore.training.train`: one instance per worker."""
+
+    def __init__(self, score_attribute: str | None = None) -> None:
+        import ray.train
+
+        context = ray.train.get_context()
+        self.rank = context.get_world_rank()
+        self.world_size = context.get_world_size()
+        self.score_attribute = score_attribute
+
+    def device(self) -> torch.device:
+        import ray.train.torch
+
+        return ray.train.torch.get_device()
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        import ray.train.torch
+
+        # Unused parameters: the encoders' poolers never train, and a batch without linked gold
+        # mentions does not run the entity encoder; each rank may differ, so DDP must look.
+        return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
+
+    def latest_checkpoint(self, output_dir: str) -> str | None:
+        import pyarrow.fs
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+            return checkpoint.path
+        return checkpoint.to_directory()
+
+    def report(self, metrics: dict, checkpoint_dir: str | None, output_dir: str, keep: int = 2) -> None:
+        """Every rank reports (Ray requires it); rank 0 with the checkpoint, others with their part or None."""
+        import ray.train
+
+        if self.score_attribute and self.score_attribute not in metrics:
+            # A checkpoint without an evaluation ranks below every scored one (F1 >= 0) and is kept
+            # only while it is the latest. Not NaN: Ray's run snapshot stores NaN as null.
+            metrics = {**metrics, self.score_attribute: -1.0}
+        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step-{metrics['step']:08d}")
+
+    # collectives over the process group TorchTrainer set up --------------------------------------
+    def _comm_device(self) -> torch.device:
+        import torch.distributed as dist
+
+        return self.device() if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def all_gather_rows(self, local: np.ndarray) -> np.ndarray:
+        import torch.distributed as dist
+
+        if self.world_size == 1:
+            return local
+        device = self._comm_device()
+        size = torch.tensor([len(local)], device=device)
+        sizes = [torch.zeros_like(size) for _ in range(self.world_size)]
+        dist.all_gather(sizes, size)
+        longest = int(max(s.item() for s in sizes))
+        padded = torch.zeros((longest, *local.shape[1:]), dtype=torch.from_numpy(local).dtype, device=device)
+        padded[: len(local)] = torch.from_numpy(local).to(device)
+        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
+        dist.all_gather(parts, padded)
+        return np.concatenate([p[: int(s.item())].cpu().numpy() for p, s in zip(parts, sizes, strict=True)])
+
+    def all_true(self, flag: bool) -> bool:
+        import torch.distributed as dist
+
+        if self.world_size == 1:
+            return flag
+        value = torch.tensor([int(flag)], device=self._comm_device())
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        return bool(value.item())
+
+    def broadcast_weights(self, model: torch.nn.Module) -> None:
+        import torch.distributed as dist
+
+        if self.world_size == 1:
+            return
+        with torch.no_grad():
+            for tensor in model.state_dict().values():
+                dist.broadcast(tensor, src=0)
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """What each Ray Train worker runs."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings.hf_offline()
+    config = TrainConfig.from_dict(loop_config["config"])
+    runtime = RayTrainRuntime(loop_config.get("score_attribute"))
+    train(config, runtime)  # rank 0 writes output_dir/summary.json
+
+
+def run_name(output_dir: str) -> str:
+    """A stable Ray run name per output directory, so a re-run finds the previous run's checkpoints."""
+    base = os.path.basename(output_dir.rstrip("/")) or "run"
+    return f"elq-{base}-{fs.fingerprint(output_dir)[:8]}"
+
+
+def run(
+    config: TrainConfig,
+    num_workers: int = 2,
+    use_gpu: bool = False,
+    storage_path: str | None = None,
+    resume: bool = True,
+    max_failures: int = 0,
+    cpus_per_worker: float = 1.0,
+) -> dict:
+    """Train with `num_workers` Ray Train workers (0: in this process). Returns the summary.
+
+    Args:
+        config: the training options; local paths are made absolute (workers run elsewhere). On a
+            multi-node cluster `output_dir` must be shared storage (s3://, gs://, NFS): rank 0 writes
+            `best/` and `summary.json` there, and this driver reads the summary back.
+        storage_path: where Ray keeps checkpoints (local, s3://, gs://); default `<output_dir>/ray`.
+        resume: continue from the latest checkpoint of a previous run with the same output_dir;
+            False deletes that run's checkpoints first.
+        max_failures: worker failures Ray Train recovers from (from the latest checkpoint).
+
+    Raises:
+        ConfigError: a bad option. ray.train.TrainingFailedError: a worker failed.
+    """
+    config = _absolute(config).validate()
+    if num_workers < 0:
+        raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+    if num_workers == 0:
+        return train(config)
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    name = run_name(config.output_dir)
+    storage = storage_path or fs.join(config.output_dir, "ray")
+    storage = os.path.abspath(storage) if fs.is_local(storage) else storage
+    if not resume and fs.exists(fs.join(storage, name)):
+        filesystem, path = fs.filesystem(fs.join(storage, name))
+        filesystem.rm(path, recursive=True)
+    score = f"dev_{config.select_by}" if config.dev_data else None
+    resources = {"CPU": cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": config.to_dict(), "score_attribute": score},
+        scaling_config=ScalingConfig(
+            num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=resources
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage,
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=config.keep_checkpoints,
+                checkpoint_score_attribute=score,
+                checkpoint_score_order="max",
+            ),
+            failure_config=FailureConfig(max_failures=max_failures),
+        ),
+    )
+    started = time.perf_counter()
+    result = trainer.fit()
+    summary = fs.read_json(fs.join(config.output_dir, "summary.json"))
+    summary["ray"] = {
+        "workers": num_workers,
+        "use_gpu": use_gpu,
+        "storage_path": storage,
+        "name": name,
+        "latest_checkpoint": result.checkpoint.path if result.checkpoint else None,
+        "fit_seconds": round(time.perf_counter() - started, 1),
+    }
+    return summary
+
+
+def _absolute(config: TrainConfig) -> TrainConfig:
+    def local(url: str) -> str:
+        return os.path.abspath(url) if fs.is_local(url) else url
+
+    values = config.to_dict()
+    values["train_data"] = [local(u) for u in config.train_data]
+    values["dev_data"] = [local(u) for u in config.dev_data]
+    for name in ("catalogue", "output_dir"):
+        values[name] = local(values[name])
+    if config.init_model:
+        values["init_model"] = local(config.init_model)
+    if os.path.exists(config.base_model):
+        values["base_model"] = os.path.abspath(config.base_model)
+    return TrainConfig(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", help="webqsp, wiki, finetune or frozen-entities")
+    parser.add_argument("--config", help="JSON file of TrainConfig fields (applied after the recipe)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a field (JSON value; model.<field> for ElqConfig fields); repeatable",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="Ray Train workers (0: this process)")
+    parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker (nccl, AMP if amp is set)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--storage-path", help="Ray checkpoint storage (local, s3://, gs://)")
+    parser.add_argument("--no-resume", action="store_true", help="discard checkpoints of a previous run")
+    parser.add_argument("--max-failures", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings.hf_offline()
+    try:
+        values = recipe_config(args.recipe) if args.recipe else {}
+        if args.config:
+            values.update(fs.read_json(args.config))
+        for key, value in parse_overrides(args.set).items():
+            set_value(values, key, value)
+        summary = run(
+            TrainConfig.from_dict(values),
+            num_workers=args.workers,
+            use_gpu=args.use_gpu,
+            storage_path=args.storage_path,
+            resume=not args.no_resume,
+            max_failures=args.max_failures,
+            cpus_per_worker=args.cpus_per_worker,
+        )
+    except ElqError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,448 @@
+"""The Ray stages end to end on a local Ray: embed -> index (2 shards) -> link a small corpus -> evaluate.
+
+Every result is compared with the in-process elcore path on the same inputs. One Ray instance per module;
+actors ask for a quarter CPU each so everything fits 2 CPUs. A `file://` URL stands in for object storage
+(Ray workers are separate processes, so `memory://` would not be shared with them).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from elcore import fs
+from elcore.errors import ConfigError
+from tests.conftest import WORDS
+
+pytestmark = [pytest.mark.ray]
+
+NUM_ENTITIES = 300
+SMALL = {"num_actors": 1, "cpus_per_actor": 0.25, "torch_threads": 1}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    mp = pytest.MonkeyPatch()
+    mp.delenv("RAY_ADDRESS", raising=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, tiny_base_dir):
+    """A tiny model saved to disk, a catalogue of a few hundred synthetic entities, a corpus with bad rows."""
+    import torch
+
+    from elcore.catalogue import EntityCatalogue
+    from elcore.model import ElqModel
+
+    root = tmp_path_factory.mktemp("pipelines")
+    torch.manual_seed(0)
+    model = ElqModel.from_base(
+        str(tiny_base_dir), max_context_length=32, context_stride=12, threshold=-3.5, entity_pooling="mean"
+    )
+    model.save_pretrained(str(root / "model"))
+    rng = random.Random(0)
+    records = []
+    for i in range(NUM_ENTITIES):
+        title = " ".join(rng.sample(WORDS, rng.randint(1, 3)))
+        text = " ".join(rng.choices(WORDS, k=rng.randint(0, 12)))
+        records.append(
+            {"id": f"E{i}", "qid": f"Q{i}" if i % 7 else None, "title": title, "text": text, "aliases": []}
+        )
+    (root / "entities.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    docs = [{"id": f"d{i}", "text": " ".join(rng.choices(WORDS, k=rng.randint(3, 45)))} for i in range(24)]
+    docs[5]["text"] = ""  # an empty document: no links, not a failure
+    lines = [json.dumps(d) for d in docs]
+    lines.insert(7, '{"id": "broken", "text": ')  # malformed JSON
+    lines.insert(12, json.dumps({"id": "numeric", "text": 42}))  # text of the wrong type
+    lines.insert(15, json.dumps({"id": "no-text"}))  # text missing
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_text("\n".join(lines[:20]) + "\n")
+    (corpus / "b.jsonl").write_text("\n".join(lines[20:]) + "\n")
+    return {
+        "root": root,
+        "model": str(root / "model"),
+        "catalogue_url": str(root / "entities.jsonl"),
+        "catalogue": EntityCatalogue.from_records(records),
+        "docs": docs,
+        "corpus": "file://" + str(corpus),
+        "input_lines": len(lines),
+    }
+
+
+@pytest.fixture(scope="module")
+def embedded(ray_local, work):
+    from pipelines.embed_entities import EmbedEntitiesConfig, run
+
+    config = EmbedEntitiesConfig(
+        catalogue=work["catalogue_url"],
+        model=work["model"],
+        output="file://" + str(work["root"] / "emb"),
+        rows_per_part=64,
+        batch_size=16,
+        **SMALL,
+    )
+    return config, run(config)
+
+
+@pytest.fixture(scope="module")
+def index_url(embedded, work):
+    from pipelines.build_index import BuildIndexConfig, run
+
+    url = "file://" + str(work["root"] / "index")
+    run(
+        BuildIndexConfig(
+            embeddings=embedded[0].output, output=url, kind="flat", num_shards=2, cpus_per_task=0.5
+        )
+    )
+    return url
+
+
+@pytest.fixture(scope="module")
+def reference(work, index_url):
+    """The in-process linker on the same model, catalogue and index: what every Ray output must equal."""
+    from elcore.index import load_index
+    from elcore.linker import Linker
+    from elcore.model import ElqModel
+
+    return Linker(
+        ElqModel.from_pretrained(work["model"]), work["catalogue"], load_index(index_url), device="cpu"
+    )
+
+
+@pytest.fixture(scope="module")
+def linked(work, index_url):
+    from pipelines.link_corpus import LinkCorpusConfig, run
+
+    config = LinkCorpusConfig(
+        input=work["corpus"],
+        output="file://" + str(work["root"] / "links"),
+        model=work["model"],
+        catalogue=work["catalogue_url"],
+        index=index_url,
+        docs_per_part=8,
+        **SMALL,
+    )
+    return config, run(config)
+
+
+# -- embed-entities ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_embed_entities_matches_in_process_encoder(embedded, work):
+    from elcore.embeddings import read_embeddings
+    from elcore.encoding import encode_entities
+    from elcore.model import ElqModel
+
+    config, summary = embedded
+    assert summary["count"] == NUM_ENTITIES and summary["parts"] == 5 and summary["parts_written"] == 5
+    vectors, manifest = read_embeddings(config.output)
+    model = ElqModel.from_pretrained(work["model"])
+    catalogue = work["catalogue"]
+    expected = encode_entities(model, catalogue.entity_inputs(np.arange(len(catalogue))), progress=False)
+    np.testing.assert_allclose(vectors, expected.astype(np.float16).astype(np.float32), atol=1e-6)
+    assert manifest.model_fingerprint == model.entity_fingerprint()
+    assert manifest.catalogue_fingerprint == catalogue.fingerprint
+    assert (manifest.dim, manifest.dtype, manifest.count) == (32, "float16", NUM_ENTITIES)
+    # plain pyarrow, no Ray and no elcore, reads a part
+    table = pq.read_table(str(work["root"] / "emb" / manifest.parts[1]))
+    assert table.column_names == ["row", "id", "qid", "vector"]
+    assert table.schema.field("vector").type == pa.list_(pa.float16(), 32)
+    assert table.column("row").to_pylist()[0] == 64 and table.column("id").to_pylist()[0] == "E64"
+
+
+@pytest.mark.timeout(60)
+def test_embed_entities_rerun_skips_written_parts(embedded, work):
+    from elcore.embeddings import read_embeddings
+    from pipelines.embed_entities import run
+
+    config, _ = embedded
+    before, _ = read_embeddings(config.output)
+    assert run(config)["parts_skipped"] == 5
+    (work["root"] / "emb" / "part-00002.parquet").unlink()
+    again = run(config)
+    assert (again["parts_written"], again["parts_skipped"]) == (1, 4)
+    np.testing.assert_array_equal(read_embeddings(config.output)[0], before)
+    other = EmbedEntitiesConfig_with(config, rows_per_part=100)
+    with pytest.raises(ConfigError, match="different job"):
+        run(other)
+
+
+def EmbedEntitiesConfig_with(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+# -- build-index ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_build_index_flat_shards_search_exactly(embedded, index_url):
+    from elcore.embeddings import read_embeddings
+    from elcore.index import ShardedIndex, exact_search, load_index
+
+    vectors, _ = read_embeddings(embedded[0].output)
+    index = load_index(index_url)
+    assert isinstance(index, ShardedIndex) and index.ranges == [(0, 150), (150, 300)]
+    queries = np.random.default_rng(1).standard_normal((20, 32)).astype(np.float32)
+    found, truth = index.search(queries, 10), exact_search(vectors, queries, 10)
+    # the same top-10 scores, each the true score of the id returned (ids may swap only within a tie)
+    np.testing.assert_allclose(found.scores, truth.scores, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.einsum("qkd,qd->qk", vectors[found.ids], queries), found.scores, rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["ivfpq", "sq8", "compact"])
+def test_build_index_trained_shards_equal_elcore(embedded, work, kind):
+    """Trained once on the same seeded sample and filled by row range: the same index elcore builds."""
+    from elcore.embeddings import read_embeddings
+    from elcore.index import ShardedIndex, load_index
+    from pipelines.build_index import BuildIndexConfig, run
+
+    vectors, _ = read_embeddings(embedded[0].output)
+    config = BuildIndexConfig(
+        embeddings=embedded[0].output,
+        output=str(work["root"] / f"index-{kind}"),
+        kind=kind,
+        num_shards=2,
+        train_size=200,
+        cpus_per_task=0.5,
+    )
+    summary = run(config)
+    assert summary["shards_built"] == 2 and summary["bytes_per_entity"] > 0
+    expected = ShardedIndex.build(vectors, config.spec(32, NUM_ENTITIES), num_shards=2)
+    queries = np.random.default_rng(2).standard_normal((20, 32)).astype(np.float32)
+    found, want = load_index(config.output).search(queries, 5), expected.search(queries, 5)
+    np.testing.assert_array_equal(found.ids, want.ids)
+    np.testing.assert_allclose(found.scores, want.scores, rtol=1e-6)
+    assert run(config)["shards_skipped"] == 2
+
+
+# -- link-corpus ------------------------------------------------------------------------------------------------
+
+
+def expected_links(reference, docs):
+    return {
+        d["id"]: [(k.start, k.end, k.entity_id, k.qid, k.title, k.mention) for k in links]
+        for d, links in zip(docs, reference.link([d["text"] for d in docs]), strict=True)
+    }
+
+
+def links_by_doc(table):
+    out = {}
+    for row in table.to_pylist():
+        out.setdefault(row["doc_id"], []).append(
+            (row["start"], row["end"], row["entity_id"], row["qid"], row["title"], row["mention"])
+        )
+    return out
+
+
+@pytest.mark.timeout(60)
+def test_link_corpus_matches_in_process_linker(linked, work, reference):
+    from pipelines.link_corpus import read_output
+
+    config, summary = linked
+    links, status = read_output(config.output, "links"), read_output(config.output, "status")
+    # every input row has exactly one status row; the bad ones fail with the reason
+    assert summary["docs"] == status.num_rows == work["input_lines"]
+    assert (
+        len(set(zip(status.column("source").to_pylist(), status.column("line").to_pylist(), strict=True)))
+        == status.num_rows
+    )
+    by_id = {r["doc_id"]: r for r in status.to_pylist()}
+    assert by_id["d5"]["status"] == "no_links" and by_id["d5"]["error"] is None
+    assert by_id["numeric"]["status"] == "failed" and "'text'" in by_id["numeric"]["error"]
+    assert by_id["no-text"]["status"] == "failed" and "missing" in by_id["no-text"]["error"]
+    broken = [r for r in status.to_pylist() if r["status"] == "failed" and "JSON" in (r["error"] or "")]
+    assert len(broken) == 1 and broken[0]["line"] == 8
+    assert summary["failed"] == 3 and summary["linked"] + summary["no_links"] == len(work["docs"])
+    # the links equal the single-process linker's
+    expected = expected_links(reference, work["docs"])
+    assert summary["links"] > 0 and links_by_doc(links) == {k: v for k, v in expected.items() if v}
+    scores = {(r["doc_id"], r["start"], r["end"]): r["score"] for r in links.to_pylist()}
+    for doc, doc_links in zip(work["docs"], reference.link([d["text"] for d in work["docs"]]), strict=True):
+        for link in doc_links:
+            assert scores[(doc["id"], link.start, link.end)] == pytest.approx(link.score, abs=1e-5)
+    assert set(links.column("window").to_pylist()) >= {0, 1}  # long documents span several windows
+
+
+@pytest.mark.timeout(60)
+def test_link_corpus_with_shard_actors_gives_the_same_links(linked, work):
+    import dataclasses
+
+    from pipelines.link_corpus import read_output, run
+
+    config, _ = linked
+    shards = dataclasses.replace(
+        config, output=str(work["root"] / "links-shards"), retrieval="shards", shard_cpus=0.25
+    )
+    summary = run(shards)
+    assert summary["retrieval"] == "shards"
+    for table in ("links", "status"):
+        assert read_output(shards.output, table).equals(read_output(config.output, table))
+
+
+@pytest.mark.timeout(60)
+def test_link_corpus_rerun_resumes_without_duplicates(linked, work):
+    from pipelines.link_corpus import read_output, run
+
+    config, first = linked
+    links, status = read_output(config.output, "links"), read_output(config.output, "status")
+    # a part whose status was not written (the job died there) is linked again, whole; the rest are kept
+    (work["root"] / "links" / "status" / "part-00001-00000.parquet").unlink()
+    resumed = run(config)
+    assert (resumed["parts"], resumed["parts_skipped"], resumed["docs"]) == (
+        first["parts"],
+        first["parts"] - 1,
+        7,  # file b.jsonl: 7 lines, one part
+    )
+    assert read_output(config.output, "links").equals(links)
+    assert read_output(config.output, "status").equals(status)
+
+
+def test_parquet_and_text_inputs_through_the_predictor(work, index_url, reference):
+    """Read parts of each input format and call the predictor on them directly (no Ray): what the pipeline
+    does per part, so these formats need no Ray run of their own."""
+    from pipelines.link_corpus import CorpusLinker, LinkCorpusConfig, links_from_ipc, plan_units, read_parts
+
+    docs = work["docs"][:6]
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"doc": d["id"], "body": d["text"]} for d in docs] + [{"doc": "null", "body": None}]
+        ),
+        str(work["root"] / "c.parquet"),
+    )
+    texts = work["root"] / "texts"
+    (texts / "sub").mkdir(parents=True)
+    for d in docs:
+        (texts / "sub" / f"{d['id']}.txt").write_text(d["text"])
+    (texts / "sub" / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    predictor = CorpusLinker(work["model"], work["catalogue_url"], index_url, None, 32, {}, 1, False)
+    expected = {k: v for k, v in expected_links(reference, docs).items() if v}
+    for url, fields, ids in [
+        (str(work["root"] / "c.parquet"), ("doc", "body"), lambda k: k),
+        ("file://" + str(texts), ("id", "text"), lambda k: f"sub/{k}"),
+    ]:
+        config = LinkCorpusConfig(
+            input=url, output="-", model=work["model"], id_field=fields[0], text_field=fields[1]
+        )
+        fmt, units = plan_units(config)
+        parts = read_parts(units[0], fmt, url, fields[0], fields[1], 100, frozenset())
+        batch = {key: np.array([parts[0][key]], dtype=object) for key in parts[0]}
+        links, status = links_from_ipc(predictor(batch))
+        assert links_by_doc(links) == {ids(k): v for k, v in expected.items()}
+        failed = [r for r in status.to_pylist() if r["status"] == "failed"]
+        assert status.num_rows == 7 and len(failed) == 1
+        assert failed[0]["doc_id"] == ids("null" if fmt == "parquet" else "latin1")
+        assert ("must be a string" if fmt == "parquet" else "UTF-8") in failed[0]["error"]
+
+
+# -- evaluate-corpus ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_evaluate_corpus_equals_elcore_metrics(linked, work, reference):
+    from elcore.data import Example, GoldMention, write_examples
+    from elcore.metrics import evaluate, predictions_from_links
+    from pipelines.evaluate import EvaluateCorpusConfig, run
+
+    rng = random.Random(3)
+    predicted = reference.link([d["text"] for d in work["docs"]])
+    examples = []
+    for doc, links in zip(work["docs"], predicted, strict=True):
+        golds = [GoldMention(k.start, k.end, k.qid or k.entity_id) for k in links if rng.random() < 0.5]
+        golds.append(GoldMention(None, None, f"Q{rng.randint(1, 50)}"))
+        examples.append(Example(doc["id"], doc["text"], tuple(golds)))
+    examples.append(Example("never-linked", "paris", (GoldMention(0, 5, "Q90"),)))
+    gold_url = str(work["root"] / "gold.jsonl")
+    write_examples(gold_url, examples)
+    config = EvaluateCorpusConfig(
+        gold=gold_url,
+        links=linked[0].output,
+        catalogue=work["catalogue_url"],
+        output=str(work["root"] / "report.json"),
+    )
+    report = run(config)
+    has_text = reference.catalogue
+    keys_with_text = {k for r in has_text.table.to_pylist() for k in (r["id"], r["qid"]) if k and r["text"]}
+    want = evaluate(
+        examples, [predictions_from_links(p) for p in predicted] + [[]], keys_with_text.__contains__
+    )
+    assert report["metrics"] == want
+    assert report["examples_missing_from_output"] == 1
+    assert fs.read_json(config.output)["metrics"] == want
+
+
+# -- CLI and python -m ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_cli_commands_and_module_main(embedded, work):
+    import typer
+    from typer.testing import CliRunner
+
+    from elcore.index import load_index
+    from pipelines import build_index
+    from pipelines.cli import STAGES, register
+
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    for name in STAGES:
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0 and "--address" in result.output
+    out = str(work["root"] / "index-cli")
+    result = runner.invoke(
+        app,
+        [
+            "build-index",
+            "--embeddings",
+            embedded[0].output,
+            "--output",
+            out,
+            "--kind",
+            "hnsw",
+            "--num-shards",
+            "3",
+            "--cpus-per-task",
+            "0.5",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["shards"] == 3 and load_index(out).ntotal == NUM_ENTITIES
+    summary = build_index.main(
+        ["--embeddings", embedded[0].output, "--output", out, "--kind", "hnsw", "--num-shards", "3"]
+    )
+    assert summary["shards_skipped"] == 3
+    with pytest.raises(SystemExit) as exit_info:
+        build_index.main(["--embeddings", embedded[0].output, "--output", out, "--kind", "bogus"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.timeout(30)
+def test_actor_pools_leave_cpu_for_read_and_write_tasks(ray_local):
+    """On 2 CPUs, actors asking for a whole CPU each would starve the read/write tasks (Ray Data then waits
+    forever): the plan gives them fractions and leaves RESERVED_CPUS free."""
+    from pipelines.common import RESERVED_CPUS, plan_actors
+
+    one, two = plan_actors(num_actors=1), plan_actors(num_actors=2)
+    assert (one.num_actors, one.num_cpus, one.torch_threads) == (1, 1.0, 2)
+    assert two.num_actors == 2 and two.num_cpus * 2 <= 2 - RESERVED_CPUS and two.torch_threads == 1
+    assert plan_actors().num_actors == 1  # default: as many 1-CPU actors as fit beside the reserve
+    with pytest.raises(ConfigError, match="no GPU"):
+        plan_actors(use_gpu=True)

@@ -1,0 +1,171 @@
+"""Ray Train with 2 CPU workers on a tiny model (loss goes down, a killed run resumes exactly), and the recipes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from elcore.errors import ConfigError
+from elcore.recipes import RECIPES, parse_overrides, recipe, recipe_config
+from elcore.training import TrainConfig
+
+TIMINGS = ("examples_per_second", "dev_link_seconds")
+TEMPLATES = ["who is {}", "where is {}", "what is {} ?", "when was {} born", "how did {} play"]
+
+
+def write_tiny_data(root: Path, catalogue, n_train: int = 30, n_dev: int = 10) -> dict[str, str]:
+    """Questions from the tiny vocabulary with one gold span each, and the 10-entity catalogue."""
+    root.mkdir(parents=True, exist_ok=True)
+    records = catalogue.rows(range(len(catalogue)))
+    lines = []
+    for i in range(n_train + n_dev):
+        entity = records[i % len(records)]
+        name = entity["title"].lower()
+        text = TEMPLATES[(i // len(records)) % len(TEMPLATES)].format(name)
+        start = text.index(name)
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"q{i}",
+                    "text": text,
+                    "mentions": [[start, start + len(name)]],
+                    "wikidata_id": [entity["id"]],
+                }
+            )
+            + "\n"
+        )
+    (root / "train.jsonl").write_text("".join(lines[:n_train]))
+    (root / "dev.jsonl").write_text("".join(lines[n_train:]))
+    catalogue.save(str(root / "entities.parquet"))
+    return {
+        "train": str(root / "train.jsonl"),
+        "dev": str(root / "dev.jsonl"),
+        "catalogue": str(root / "entities.parquet"),
+    }
+
+
+def tiny_config(base: Path, data: dict[str, str], output_dir: Path, **overrides) -> TrainConfig:
+    return TrainConfig.from_dict(
+        {
+            "train_data": [data["train"]],
+            "dev_data": [data["dev"]],
+            "catalogue": data["catalogue"],
+            "output_dir": str(output_dir),
+            "base_model": str(base),
+            "model": {"max_context_length": 32, "context_stride": 12, "max_entity_length": 16},
+            "batch_size": 4,
+            "learning_rate": 3e-3,
+            "head_learning_rate": 1e-2,
+            "warmup_ratio": 0.0,
+            "encode_batch_size": 16,
+            **overrides,
+        }
+    )
+
+
+def without_timings(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in records]
+
+
+def checkpoint_weights(checkpoint_dir: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for part in ("context_encoder", "entity_encoder", "mention_head"):
+        for key, value in load_file(Path(checkpoint_dir, "model", part, "model.safetensors")).items():
+            out[f"{part}.{key}"] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    # Two logical CPUs: one per training worker (the Train controller asks for none).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_two_workers_learn_and_a_killed_run_resumes_exactly(
+    local_ray, tiny_base_dir, small_catalogue, tmp_path
+):
+    from pipelines.train import run
+
+    data = write_tiny_data(tmp_path / "data", small_catalogue)
+    # 30 windows -> 15 per worker -> 8 steps of 2 per epoch; dev evaluation at epoch ends,
+    # checkpoints also every 6 steps (mid-epoch, with each worker's mined hard negatives).
+    common = {
+        "epochs": 3,
+        "batch_size": 2,
+        "hard_negatives": 1,
+        "checkpoint_every_steps": 6,
+        "dev_catalogue_sample": 3,
+    }
+    whole = run(tiny_config(tiny_base_dir, data, tmp_path / "whole", **common), num_workers=2)
+    assert whole["world_size"] == 2 and whole["steps"] == 24
+    losses = [r["train_loss"] for r in whole["history"]]
+    assert sum(losses[-2:]) / 2 < 0.8 * losses[0], losses
+    assert (tmp_path / "whole" / "best" / "elq_config.json").exists()
+    assert whole["final_dev"]["catalogue_entities"] == 10
+
+    killed = tiny_config(tiny_base_dir, data, tmp_path / "killed", stop_after_steps=10, **common)
+    with pytest.raises(local_ray.train.TrainingFailedError):
+        run(killed, num_workers=2)
+    # The checkpoint at step 12 is mid-epoch: both workers' negatives are merged into it.
+    step12 = next((tmp_path / "killed" / "ray").glob("*/step-00000012"))
+    assert {p.name for p in step12.glob("negatives-rank*")} == {
+        "negatives-rank0.safetensors",
+        "negatives-rank1.safetensors",
+    }
+    resumed = run(tiny_config(tiny_base_dir, data, tmp_path / "killed", **common), num_workers=2)
+
+    assert without_timings(resumed["history"]) == without_timings(whole["history"])
+    assert resumed["best_step"] == whole["best_step"]
+    a = checkpoint_weights(whole["ray"]["latest_checkpoint"])
+    b = checkpoint_weights(resumed["ray"]["latest_checkpoint"])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --------------------------------------------------------------------------- recipes (no Ray)
+@pytest.mark.parametrize("name", [n for n in RECIPES if n != "finetune"])
+def test_recipes_load_and_validate(name, kit_dir):
+    config = recipe(name)
+    assert config.recipe == name
+    assert all(Path(p).exists() for p in [*config.train_data, *config.dev_data, config.catalogue])
+    assert [Path(p).parent.name for p in config.dev_data] == ["webqsp", "mintaka"]
+
+
+def test_recipe_details(kit_dir, tmp_path):
+    frozen = recipe("frozen-entities")
+    assert frozen.freeze_entities and 8 <= frozen.hard_negatives <= 15
+    assert frozen.model["entity_pooling"] == "mean"
+    assert recipe("wiki").hard_negatives > 0
+    assert all("/anchors/" in p for p in recipe("wiki").train_data)
+    assert not recipe("webqsp").freeze_entities and recipe("webqsp").init_model is None
+    with pytest.raises(ConfigError, match="recipe 'finetune'.*needs init_model"):
+        recipe("finetune")
+    assert recipe("finetune", {"init_model": str(tmp_path / "wiki" / "best")}).init_model.endswith("best")
+
+
+def test_bad_recipe_values_are_clear_errors(kit_dir):
+    with pytest.raises(ConfigError, match="unknown recipe 'webqsb'; known recipes: webqsp, wiki, finetune"):
+        recipe_config("webqsb")
+    with pytest.raises(ConfigError, match="epochs='three': expected int"):
+        recipe("webqsp", {"epochs": "three"})
+    with pytest.raises(ConfigError, match="entity_pooling"):
+        recipe("webqsp", {"model.entity_pooling": "max"})
+    with pytest.raises(ConfigError, match="expected name=value"):
+        parse_overrides(["epochs"])
+    assert parse_overrides(["epochs=2", "amp=bf16"]) == {"epochs": 2, "amp": "bf16"}
+    assert recipe("webqsp", {"model.entity_pooling": "cls"}).model["max_context_length"] == 32
+
+
+def test_cli_reports_a_bad_recipe_without_starting_ray(capsys):
+    from pipelines.train import main
+
+    assert main(["--recipe", "nope"]) == 2
+    assert "unknown recipe 'nope'" in capsys.readouterr().err

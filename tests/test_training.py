@@ -1,0 +1,174 @@
+"""The single-process trainer on a tiny model: loss goes down, a killed run resumes exactly, bad options fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from elcore.errors import ConfigError
+from elcore.training import SimulatedInterruption, TrainConfig, shard_evenly, train
+
+TIMINGS = ("examples_per_second", "dev_link_seconds")
+TEMPLATES = ["who is {}", "where is {}", "what is {} ?", "when was {} born", "how did {} play"]
+
+
+def write_tiny_data(root: Path, catalogue, n_train: int = 30, n_dev: int = 10) -> dict[str, str]:
+    """Questions built from the tiny vocabulary, each with one gold span; and the 10-entity catalogue."""
+    root.mkdir(parents=True, exist_ok=True)
+    records = catalogue.rows(range(len(catalogue)))
+    examples = []
+    for i in range(n_train + n_dev):
+        entity = records[i % len(records)]
+        template = TEMPLATES[(i // len(records)) % len(TEMPLATES)]
+        name = entity["title"].lower()
+        text = template.format(name)
+        start = text.index(name)
+        examples.append(
+            {
+                "id": f"q{i}",
+                "text": text,
+                "mentions": [[start, start + len(name)]],
+                "wikidata_id": [entity["id"]],
+                "entity": [entity["title"]],
+            }
+        )
+    paths = {"train": root / "train.jsonl", "dev": root / "dev.jsonl", "catalogue": root / "entities.parquet"}
+    paths["train"].write_text("".join(json.dumps(e) + "\n" for e in examples[:n_train]))
+    paths["dev"].write_text("".join(json.dumps(e) + "\n" for e in examples[n_train:]))
+    catalogue.save(str(paths["catalogue"]))
+    return {k: str(v) for k, v in paths.items()}
+
+
+def tiny_config(base: Path, data: dict[str, str], output_dir: Path, **overrides) -> TrainConfig:
+    values = {
+        "train_data": [data["train"]],
+        "dev_data": [data["dev"]],
+        "catalogue": data["catalogue"],
+        "output_dir": str(output_dir),
+        "base_model": str(base),
+        "model": {"max_context_length": 32, "context_stride": 12, "max_entity_length": 16},
+        "epochs": 2,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "head_learning_rate": 1e-2,
+        "warmup_ratio": 0.0,
+        "encode_batch_size": 16,
+        **overrides,
+    }
+    return TrainConfig.from_dict(values)
+
+
+def last_checkpoint_model(output_dir: Path) -> dict[str, torch.Tensor]:
+    last = sorted((output_dir / "checkpoints").iterdir())[-1]
+    tensors = {}
+    for part in ("context_encoder", "entity_encoder", "mention_head"):
+        for key, value in load_file(last / "model" / part / "model.safetensors").items():
+            tensors[f"{part}.{key}"] = value
+    return tensors
+
+
+def without_timings(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in records]
+
+
+def test_loss_decreases(tiny_base_dir, small_catalogue, tmp_path):
+    data = write_tiny_data(tmp_path / "data", small_catalogue)
+    config = tiny_config(tiny_base_dir, data, tmp_path / "run", dev_data=[], epochs=8, learning_rate=3e-3)
+    summary = train(config)
+    losses = [record["train_loss"] for record in summary["history"]]
+    assert len(losses) == 8 and summary["steps"] == 8 * 8
+    assert sum(losses[-2:]) < 0.8 * sum(losses[:2])
+    assert summary["history"][-1]["train_entity_accuracy"] > summary["history"][0]["train_entity_accuracy"]
+    assert (tmp_path / "run" / "best" / "elq_config.json").exists()
+    # keep_checkpoints=2: only the last two remain
+    assert [p.name for p in sorted((tmp_path / "run" / "checkpoints").iterdir())] == [
+        "step-00000056",
+        "step-00000064",
+    ]
+
+
+def test_killed_run_resumes_to_the_same_result(tiny_base_dir, small_catalogue, tmp_path):
+    """Mid-epoch checkpoints with hard negatives and a dev set: kill after a checkpoint, resume, compare."""
+    data = write_tiny_data(tmp_path / "data", small_catalogue)
+    common = {"hard_negatives": 2, "eval_every_steps": 3, "dev_catalogue_sample": 3}
+    whole = train(tiny_config(tiny_base_dir, data, tmp_path / "whole", **common))
+
+    with pytest.raises(SimulatedInterruption):
+        train(tiny_config(tiny_base_dir, data, tmp_path / "killed", stop_after_steps=4, **common))
+    assert [p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()] == [
+        "step-00000003",
+        "step-00000006",
+    ]
+    assert (tmp_path / "killed" / "checkpoints" / "step-00000006" / "negatives-rank0.safetensors").exists()
+    resumed = train(tiny_config(tiny_base_dir, data, tmp_path / "killed", **common))
+
+    assert resumed["steps"] == whole["steps"] == 16
+    assert without_timings(resumed["history"]) == without_timings(whole["history"])
+    assert resumed["best_step"] == whole["best_step"]
+    assert without_timings([resumed["final_dev"]]) == without_timings([whole["final_dev"]])
+    a, b = last_checkpoint_model(tmp_path / "whole"), last_checkpoint_model(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_accumulation_and_bf16_autocast_run(tiny_base_dir, small_catalogue, tmp_path):
+    """Micro-batches of 2 accumulated to steps of 4, under bf16 autocast (CPU here, GPU on a cluster)."""
+    data = write_tiny_data(tmp_path / "data", small_catalogue, n_train=12, n_dev=0)
+    config = tiny_config(
+        tiny_base_dir,
+        data,
+        tmp_path / "run",
+        dev_data=[],
+        epochs=1,
+        batch_size=2,
+        grad_accumulation=2,
+        amp="bf16",
+    )
+    summary = train(config)
+    assert summary["steps"] == 3
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in summary["history"])
+
+
+def test_resume_refuses_a_different_job(tiny_base_dir, small_catalogue, tmp_path):
+    data = write_tiny_data(tmp_path / "data", small_catalogue, n_train=8)
+    train(tiny_config(tiny_base_dir, data, tmp_path / "run", dev_data=[], epochs=1))
+    with pytest.raises(ConfigError, match="another job.*seed"):
+        train(tiny_config(tiny_base_dir, data, tmp_path / "run", dev_data=[], epochs=2, seed=1))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"amp": "fp8"}, "amp must be one of none, bf16, fp16"),
+        ({"learning_rate": "fast"}, "learning_rate='fast': expected float"),
+        ({"select_by": "f1"}, "select_by must be one of"),
+        ({"model": {"entity_pooling": "max"}}, "entity_pooling"),
+        ({"model": {"window": 3}}, "unknown ElqConfig fields"),
+        ({"warmup_ratio": 1.5}, "warmup_ratio"),
+        ({"bogus": 1}, "unknown training options"),
+        ({"train_data": []}, "train_data"),
+    ],
+)
+def test_bad_options_are_clear_errors(change, message):
+    values = {"train_data": ["t.jsonl"], "catalogue": "c.jsonl", "output_dir": "out", **change}
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict(values)
+
+
+def test_fp16_needs_a_gpu(tiny_base_dir, small_catalogue, tmp_path):
+    data = write_tiny_data(tmp_path / "data", small_catalogue, n_train=4, n_dev=0)
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        train(tiny_config(tiny_base_dir, data, tmp_path / "run", dev_data=[], amp="fp16"))
+
+
+def test_shards_are_equal_and_cover_everything():
+    items = list(range(7))
+    shards = [shard_evenly(items, rank, 3) for rank in range(3)]
+    assert [len(s) for s in shards] == [3, 3, 3]
+    assert set().union(*shards) == set(items)
+    assert shard_evenly(items, 0, 1) == items
