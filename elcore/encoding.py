@@ -71,23 +71,54 @@ def catalogue_vectors(
         if manifest.model_fingerprint == model_fp and manifest.catalogue_fingerprint == catalogue_fp:
             log.info("entity vectors from cache %s", url)
             return vectors
-    ids, qids = catalogue.table.column("id"), catalogue.table.column("qid")
-    parts = []
-    for start in range(0, len(catalogue), part_size):
-        name = f"part-{start:010d}.parquet"
-        parts.append(name)
+    for start, name in _parts(len(catalogue), part_size):
         if fs.exists(fs.join(url, name)):
             continue
         rows = np.arange(start, min(start + part_size, len(catalogue)), dtype=np.int64)
         log.info("encoding catalogue rows %d-%d of %d", rows[0], rows[-1], len(catalogue))
-        vectors = encode_entities(model, catalogue.entity_inputs(rows), batch_size=batch_size, progress=progress)
-        write_embeddings_part(
-            url, name, rows, ids.slice(start, len(rows)).to_pylist(),
-            qids.slice(start, len(rows)).to_pylist(), vectors, dtype="float32",
+        vectors = encode_entities(
+            model, catalogue.entity_inputs(rows), batch_size=batch_size, progress=progress
         )
-    manifest = EmbeddingsManifest(
-        model_fingerprint=model_fp, catalogue_fingerprint=catalogue_fp, dim=model.config.hidden_size,
-        dtype="float32", count=len(catalogue), parts=parts,
-    )
-    write_manifest(url, manifest)
+        _write_part(url, name, catalogue, rows, vectors)
+    _write_cache_manifest(url, model_fp, catalogue, model.config.hidden_size, part_size)
     return read_embeddings(url)[0]
+
+
+def store_catalogue_vectors(
+    model: ElqModel, catalogue: EntityCatalogue, vectors: np.ndarray, part_size: int = 8192
+) -> None:
+    """Put vectors computed elsewhere (e.g. shared out over training workers) into the cache."""
+    url = cache_url(model.entity_fingerprint(), catalogue.fingerprint)
+    for start, name in _parts(len(catalogue), part_size):
+        rows = np.arange(start, min(start + part_size, len(catalogue)), dtype=np.int64)
+        _write_part(url, name, catalogue, rows, vectors[rows])
+    _write_cache_manifest(url, model.entity_fingerprint(), catalogue, vectors.shape[1], part_size)
+
+
+def _parts(count: int, part_size: int) -> list[tuple[int, str]]:
+    return [(start, f"part-{start:010d}.parquet") for start in range(0, count, part_size)]
+
+
+def _write_part(
+    url: str, name: str, catalogue: EntityCatalogue, rows: np.ndarray, vectors: np.ndarray
+) -> None:
+    table = catalogue.table
+    ids = table.column("id").slice(int(rows[0]), len(rows)).to_pylist()
+    qids = table.column("qid").slice(int(rows[0]), len(rows)).to_pylist()
+    write_embeddings_part(url, name, rows, ids, qids, vectors, dtype="float32")
+
+
+def _write_cache_manifest(
+    url: str, model_fp: str, catalogue: EntityCatalogue, dim: int, part_size: int
+) -> None:
+    write_manifest(
+        url,
+        EmbeddingsManifest(
+            model_fingerprint=model_fp,
+            catalogue_fingerprint=catalogue.fingerprint,
+            dim=dim,
+            dtype="float32",
+            count=len(catalogue),
+            parts=[name for _, name in _parts(len(catalogue), part_size)],
+        ),
+    )

@@ -41,8 +41,8 @@ from tqdm.auto import tqdm
 from . import fs, settings
 from .catalogue import EntityCatalogue
 from .data import Example, read_examples
-from .embeddings import EmbeddingsManifest, cache_url, write_embeddings_part, write_manifest
-from .encoding import catalogue_vectors, encode_entities
+from .embeddings import cache_url
+from .encoding import catalogue_vectors, encode_entities, store_catalogue_vectors
 from .errors import ConfigError
 from .evaluation import _has_text_lookup, default_thresholds
 from .index import EntityIndex, FaissIndex, IndexSpec, shard_ranges
@@ -723,27 +723,7 @@ def _catalogue_vectors(
     )
     vectors = runtime.all_gather_rows(local)
     if cache and runtime.is_main:
-        table = catalogue.table
-        part = write_embeddings_part(
-            url,
-            "part-00000",
-            np.arange(len(catalogue)),
-            table.column("id").to_pylist(),
-            table.column("qid").to_pylist(),
-            vectors,
-            dtype="float32",
-        )
-        write_manifest(
-            url,
-            EmbeddingsManifest(
-                model_fingerprint=model_fp,
-                catalogue_fingerprint=catalogue_fp,
-                dim=vectors.shape[1],
-                dtype="float32",
-                count=len(vectors),
-                parts=[part],
-            ),
-        )
+        store_catalogue_vectors(model, catalogue, vectors)
     return vectors
 
 

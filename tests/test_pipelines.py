@@ -140,7 +140,7 @@ def linked(work, index_url):
 # -- embed-entities ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)  # builds the module's fixtures: Ray, the model, the embeddings
 def test_embed_entities_matches_in_process_encoder(embedded, work):
     from elcore.embeddings import read_embeddings
     from elcore.encoding import encode_entities
@@ -163,7 +163,7 @@ def test_embed_entities_matches_in_process_encoder(embedded, work):
     assert table.column("row").to_pylist()[0] == 64 and table.column("id").to_pylist()[0] == "E64"
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_embed_entities_rerun_skips_written_parts(embedded, work):
     from elcore.embeddings import read_embeddings
     from pipelines.embed_entities import run
@@ -189,7 +189,7 @@ def EmbedEntitiesConfig_with(config, **changes):
 # -- build-index ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_build_index_flat_shards_search_exactly(embedded, index_url):
     from elcore.embeddings import read_embeddings
     from elcore.index import ShardedIndex, exact_search, load_index
@@ -206,7 +206,7 @@ def test_build_index_flat_shards_search_exactly(embedded, index_url):
     )
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("kind", ["ivfpq", "sq8", "compact"])
 def test_build_index_trained_shards_equal_elcore(embedded, work, kind):
     """Trained once on the same seeded sample and filled by row range: the same index elcore builds."""
@@ -252,7 +252,7 @@ def links_by_doc(table):
     return out
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_link_corpus_matches_in_process_linker(linked, work, reference):
     from pipelines.link_corpus import read_output
 
@@ -281,7 +281,7 @@ def test_link_corpus_matches_in_process_linker(linked, work, reference):
     assert set(links.column("window").to_pylist()) >= {0, 1}  # long documents span several windows
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_link_corpus_with_shard_actors_gives_the_same_links(linked, work):
     import dataclasses
 
@@ -297,7 +297,7 @@ def test_link_corpus_with_shard_actors_gives_the_same_links(linked, work):
         assert read_output(shards.output, table).equals(read_output(config.output, table))
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_link_corpus_rerun_resumes_without_duplicates(linked, work):
     from pipelines.link_corpus import read_output, run
 
@@ -355,7 +355,7 @@ def test_parquet_and_text_inputs_through_the_predictor(work, index_url, referenc
 # -- evaluate-corpus ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_evaluate_corpus_equals_elcore_metrics(linked, work, reference):
     from elcore.data import Example, GoldMention, write_examples
     from elcore.metrics import evaluate, predictions_from_links
@@ -391,7 +391,7 @@ def test_evaluate_corpus_equals_elcore_metrics(linked, work, reference):
 # -- CLI and python -m ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_cli_commands_and_module_main(embedded, work):
     import typer
     from typer.testing import CliRunner
