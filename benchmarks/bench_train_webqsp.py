@@ -33,7 +33,7 @@ from common import PeakMemory, write_result  # noqa: E402
 from elcore.catalogue import EntityCatalogue  # noqa: E402
 from elcore.data import read_examples  # noqa: E402
 from elcore.recipes import parse_overrides, recipe_config, set_value  # noqa: E402
-from elcore.training import TrainConfig  # noqa: E402
+from elcore.train_config import TrainConfig  # noqa: E402
 
 NOTE = (
     "Per-epoch dev metrics link against the dev gold entities plus dev_catalogue_sample random catalogue "

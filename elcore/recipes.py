@@ -32,7 +32,7 @@ from . import settings
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .training import TrainConfig
+    from .train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def recipe(
     name: str, overrides: Mapping[str, Any] | None = None, kit: str | Path | None = None
 ) -> TrainConfig:
     """A validated TrainConfig: recipe `name` with `overrides` (dotted keys reach into `model`)."""
-    from .training import TrainConfig
+    from .train_config import TrainConfig
 
     values = recipe_config(name, kit)
     for key, value in (overrides or {}).items():

@@ -9,7 +9,8 @@ Resume is exact: a run killed after a checkpoint and resumed ends with the same 
 uninterrupted run with the same seed, because everything random is a function of (seed, rank,
 step) (dropout is re-seeded before every step, the epoch order from (seed, epoch)), and a
 checkpoint holds the model, optimiser, scheduler and AMP scaler state, the loop position and, in
-the middle of an epoch, the hard negatives mined at its start (one file per rank).
+the middle of an epoch, the hard negatives mined at its start (one file per rank). The options
+are `elcore.train_config.TrainConfig` (re-exported here), the checkpoint format `elcore.checkpoint`.
 
     >>> summary = train(TrainConfig(train_data=["train.jsonl"], catalogue="entities.jsonl", output_dir="out"))
     >>> summary["best_dev_weak_f1"], summary["best_model"]
@@ -22,24 +23,20 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import random
 import shutil
-import tempfile
 import time
-import types
-import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import fs, settings
 from .catalogue import EntityCatalogue
+from .checkpoint import attach_negatives, finished_checkpoints, load_checkpoint, write_checkpoint
 from .data import Example, read_examples
 from .embeddings import cache_url
 from .encoding import catalogue_vectors, encode_entities, store_catalogue_vectors
@@ -48,171 +45,25 @@ from .evaluation import _has_text_lookup, default_thresholds
 from .index import EntityIndex, FaissIndex, IndexSpec, shard_ranges
 from .linker import Linker
 from .metrics import best_threshold, evaluate, predictions_from_links, sweep_thresholds
-from .model import ElqConfig, ElqModel
+from .model import ElqModel
 from .spans import span_means
 from .text import Window, collate_windows
+from .train_config import AMP_MODES, SELECT_BY, SimulatedInterruption, TrainConfig
 from .train_step import EncodedEntities, FrozenEntities, TrainingWindow, collate, prepare_windows, train_step
 
+__all__ = [
+    "AMP_MODES",
+    "SELECT_BY",
+    "SimulatedInterruption",
+    "TrainConfig",
+    "TrainingRuntime",
+    "evaluate_dev",
+    "mine_hard_negatives",
+    "shard_evenly",
+    "train",
+]
+
 log = logging.getLogger(__name__)
-
-AMP_MODES = ("none", "bf16", "fp16")
-SELECT_BY = ("weak_f1", "strong_f1", "entity_f1")
-# Fields that define the job: a checkpoint written with other values is not resumed (see `_check_resumable`).
-_JOB_FIELDS = (
-    "train_data",
-    "catalogue",
-    "base_model",
-    "init_model",
-    "model",
-    "freeze_entities",
-    "hard_negatives",
-    "batch_size",
-    "grad_accumulation",
-    "seed",
-    "max_train_examples",
-)
-
-
-class SimulatedInterruption(RuntimeError):
-    """Raised after the first checkpoint at or after `TrainConfig.stop_after_steps` (resume tests)."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything one training run needs; saved with every checkpoint.
-
-    Attributes:
-        train_data / dev_data: jsonl files (kit / ELQ format), local or fsspec URLs.
-        catalogue: the entity catalogue linked against.
-        output_dir: `best/` (the model with the best dev F1 and its tuned threshold),
-            `checkpoints/` (single process; Ray keeps them under its storage path), `metrics.jsonl`,
-            `summary.json`.
-        base_model: encoder checkpoint for a fresh model (`minilm` = the shipped MiniLM).
-        init_model: continue from a saved elq model instead (fine-tuning).
-        model: ElqConfig overrides (max_context_length, entity_pooling, ...).
-        freeze_entities: keep the entity encoder and its vectors fixed; train the question side.
-        hard_negatives: negatives per gold mention mined from the entity index at each epoch start.
-        eval_every_steps / checkpoint_every_steps: 0 = once per epoch (at its end). Every evaluation
-            also writes a checkpoint.
-        keep_checkpoints: checkpoints kept (the latest always; under Ray the best by dev score too).
-        select_by: dev metric that picks the best checkpoint and the threshold.
-        dev_catalogue_sample: 0 = link the dev sets against the whole catalogue. N > 0 = against
-            the dev gold entities plus N random others, so a trainable entity encoder need not
-            re-encode the whole catalogue at every evaluation. Scores are then optimistic (fewer
-            distractors); `final_full_eval` re-scores the best model on the whole catalogue.
-        final_full_eval: with `dev_catalogue_sample`, evaluate the best model on the whole
-            catalogue at the end and store that sweep's threshold in `best/`.
-        amp: `bf16` (GPU or CPU) or `fp16` (GPU, with a gradient scaler).
-        recipe: the named recipe these values came from (`elcore.recipes`); checked by it.
-        stop_after_steps: for tests: raise `SimulatedInterruption` right after the first
-            checkpoint at or after this step (0 = never).
-    """
-
-    train_data: list[str]
-    catalogue: str
-    output_dir: str
-    dev_data: list[str] = field(default_factory=list)
-    base_model: str = "minilm"
-    init_model: str | None = None
-    model: dict = field(default_factory=dict)
-    freeze_entities: bool = False
-    hard_negatives: int = 0
-    epochs: int = 3
-    batch_size: int = 16
-    grad_accumulation: int = 1
-    learning_rate: float = 3e-5
-    head_learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    max_train_examples: int | None = None
-    max_dev_examples: int | None = None
-    eval_every_steps: int = 0
-    checkpoint_every_steps: int = 0
-    keep_checkpoints: int = 2
-    select_by: str = "weak_f1"
-    dev_catalogue_sample: int = 0
-    final_full_eval: bool = True
-    amp: str = "none"
-    encode_batch_size: int = 64
-    recipe: str = ""
-    stop_after_steps: int = 0
-
-    def validate(self) -> TrainConfig:
-        """Check types and ranges; raise `ConfigError` naming the field and the allowed values."""
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if not _type_ok(value, hints[f.name]):
-                raise ConfigError(
-                    f"training option {f.name}={value!r}: expected {_type_name(hints[f.name])}, "
-                    f"got {type(value).__name__}"
-                )
-        if not self.train_data:
-            raise ConfigError("train_data: give at least one training file")
-        for name in ("catalogue", "output_dir", "base_model"):
-            if not getattr(self, name):
-                raise ConfigError(f"{name} must not be empty")
-        for name in ("epochs", "batch_size", "grad_accumulation", "keep_checkpoints", "encode_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in (
-            "hard_negatives",
-            "eval_every_steps",
-            "checkpoint_every_steps",
-            "dev_catalogue_sample",
-            "stop_after_steps",
-            "weight_decay",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("max_train_examples", "max_dev_examples"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1 or null, got {getattr(self, name)}")
-        for name in ("learning_rate", "head_learning_rate", "max_grad_norm"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.amp not in AMP_MODES:
-            raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        if self.select_by not in SELECT_BY:
-            raise ConfigError(f"select_by must be one of {', '.join(SELECT_BY)}, got {self.select_by!r}")
-        if self.model:
-            known = {f.name for f in dataclasses.fields(ElqConfig)}
-            unknown = sorted(set(self.model) - known)
-            if unknown:
-                raise ConfigError(f"model: unknown ElqConfig fields {unknown}; known: {sorted(known)}")
-            ElqConfig(**self.model).validate()
-        if self.recipe:
-            from .recipes import check_recipe
-
-            check_recipe(self)
-        return self
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping) -> TrainConfig:
-        """Build and validate; a single file name is accepted for `train_data` / `dev_data`."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
-        missing = sorted({"train_data", "catalogue", "output_dir"} - set(values))
-        if missing:
-            raise ConfigError(f"training options {missing} are required")
-        values = dict(values)
-        for name in ("train_data", "dev_data"):
-            if isinstance(values.get(name), str):
-                values[name] = [values[name]]
-        return cls(**values).validate()
-
-    def job_fingerprint(self) -> str:
-        """Hash of the fields that define the job; a checkpoint is resumed only by the same job."""
-        return fs.fingerprint(json.dumps({k: getattr(self, k) for k in _JOB_FIELDS}, sort_keys=True))
 
 
 class TrainingRuntime:
@@ -240,7 +91,7 @@ class TrainingRuntime:
 
     def latest_checkpoint(self, output_dir: str) -> str | None:
         root = fs.join(output_dir, "checkpoints")
-        done = _finished_checkpoints(root)
+        done = finished_checkpoints(root)
         return f"{root}/{done[-1]}" if done else None
 
     def report(self, metrics: dict, checkpoint_dir: str | None, output_dir: str, keep: int = 2) -> None:
@@ -254,7 +105,7 @@ class TrainingRuntime:
         if filesystem.exists(path):
             filesystem.rm(path, recursive=True)
         filesystem.put(checkpoint_dir.rstrip("/") + "/", path, recursive=True)
-        for old in _finished_checkpoints(root)[:-keep]:
+        for old in finished_checkpoints(root)[:-keep]:
             filesystem.rm(fs.filesystem(fs.join(root, old))[1], recursive=True)
 
     def barrier(self) -> None:
@@ -395,7 +246,10 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
     )
     resume_from = runtime.latest_checkpoint(config.output_dir)
     if resume_from:
-        _load_checkpoint(resume_from, run)
+        resumed = load_checkpoint(
+            resume_from, core, optimizer, scheduler, scaler, config, runtime.rank, runtime.world_size
+        )
+        run.state, run.saved_negatives = _State(**resumed.state), resumed.negatives
         log.info("resumed from %s at step %d (epoch %d)", resume_from, run.state.step, run.state.epoch)
     elif runtime.is_main and fs.exists(run.metrics_url):
         fs.filesystem(run.metrics_url)[0].rm(fs.filesystem(run.metrics_url)[1])  # a fresh run's own record
@@ -470,7 +324,7 @@ def _epoch_windows(run: _Run, windows: list[TrainingWindow]) -> list[TrainingWin
     if not config.hard_negatives:
         return mine
     saved, run.saved_negatives = run.saved_negatives, None
-    run.negatives = _attach_negatives(mine, saved) if saved is not None else None
+    run.negatives = attach_negatives(mine, saved) if saved is not None else None
     if run.negatives is None:
         index = run.frozen_index or FaissIndex.build(
             _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=False),
@@ -534,7 +388,17 @@ def _report(run: _Run, train_stats: dict, rate: float, evaluate: bool) -> None:
         print(json.dumps(flat), flush=True)
         state.history.append(flat)
         _append_jsonl(run.metrics_url, record)
-    checkpoint = _write_checkpoint(run)
+    checkpoint = write_checkpoint(
+        run.core,
+        run.optimizer,
+        run.scheduler,
+        run.scaler,
+        dataclasses.asdict(state),
+        config,
+        runtime.rank,
+        runtime.world_size,
+        run.negatives if state.step_in_epoch and run.negatives is not None else None,
+    )
     try:
         runtime.report(flat, checkpoint, config.output_dir, keep=config.keep_checkpoints)
     finally:
@@ -747,28 +611,6 @@ def _chunks(items: Sequence, size: int) -> Iterator[list]:
         yield list(items[lo : lo + size])
 
 
-def _type_ok(value, hint) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if hint is dict or origin is dict:
-        return isinstance(value, dict)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _type_name(hint) -> str:
-    return str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__
-
-
 def _optimizer(model: ElqModel, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; the freshly initialised mention head gets its own (higher) learning rate."""
     head = [p for p in model.mention_head.parameters() if p.requires_grad]
@@ -800,129 +642,3 @@ def _append_jsonl(url: str, record: dict) -> None:
     filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     with filesystem.open(path, "a") as f:
         f.write(json.dumps(record, default=float) + "\n")
-
-
-# --------------------------------------------------------------------------- checkpoints
-def _finished_checkpoints(root: str) -> list[str]:
-    """Names of the checkpoint directories under `root` that hold a trainer state, oldest first."""
-    if not fs.exists(root):
-        return []
-    filesystem, path = fs.filesystem(root)
-    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in filesystem.ls(path, detail=False)]
-    return sorted(n for n in names if filesystem.exists(f"{path}/{n}/trainer_state.json"))
-
-
-def _write_checkpoint(run: _Run) -> str | None:
-    """A local directory, or None when this rank has nothing to add. No pickles anywhere.
-
-    Rank 0: `model/` (safetensors), `optimizer.safetensors`, `trainer_state.json` (loop state,
-    optimiser scalars, scheduler and scaler state, config). In the middle of an epoch with hard
-    negatives, every rank adds `negatives-rank<r>.safetensors` (its shard's mined negatives).
-    """
-    runtime, state = run.runtime, run.state
-    mid_epoch_negatives = run.negatives if state.step_in_epoch and run.negatives is not None else None
-    if not runtime.is_main and mid_epoch_negatives is None:
-        return None
-    directory = tempfile.mkdtemp(prefix="elq-ckpt-")
-    if runtime.is_main:
-        run.core.save_pretrained(os.path.join(directory, "model"))
-        tensors, meta = _flatten_optimizer(run.optimizer.state_dict())
-        save_file(tensors, os.path.join(directory, "optimizer.safetensors"))
-        trainer_state = {
-            "state": dataclasses.asdict(state),
-            "optimizer": meta,
-            "scheduler": run.scheduler.state_dict(),
-            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-            "config": run.config.to_dict(),
-            "job_fingerprint": run.config.job_fingerprint(),
-            "world_size": runtime.world_size,
-        }
-        with open(os.path.join(directory, "trainer_state.json"), "w", encoding="utf-8") as f:
-            json.dump(trainer_state, f, default=float)
-    if mid_epoch_negatives is not None:
-        save_file(
-            {"negatives": _negatives_tensor(mid_epoch_negatives, run.config.hard_negatives)},
-            os.path.join(directory, f"negatives-rank{runtime.rank}.safetensors"),
-        )
-    return directory
-
-
-def _load_checkpoint(url: str, run: _Run) -> None:
-    local = fs.localize(url)
-    with open(os.path.join(local, "trainer_state.json"), encoding="utf-8") as f:
-        saved = json.load(f)
-    _check_resumable(saved, run.config, url)
-    restored = ElqModel.from_pretrained(os.path.join(local, "model"))
-    run.core.load_state_dict(restored.state_dict())
-    run.core.config = restored.config
-    tensors = load_file(os.path.join(local, "optimizer.safetensors"))
-    run.optimizer.load_state_dict(_unflatten_optimizer(tensors, saved["optimizer"]))
-    run.scheduler.load_state_dict(saved["scheduler"])
-    if run.scaler is not None and saved.get("scaler"):
-        run.scaler.load_state_dict(saved["scaler"])
-    run.state = _State(**saved["state"])
-    negatives_file = os.path.join(local, f"negatives-rank{run.runtime.rank}.safetensors")
-    if run.state.step_in_epoch and run.config.hard_negatives:
-        if os.path.exists(negatives_file) and saved.get("world_size") == run.runtime.world_size:
-            run.saved_negatives = load_file(negatives_file)["negatives"]
-        else:
-            log.warning(
-                "%s: no hard negatives saved for rank %d of %d; mining again (resume not exact)",
-                url,
-                run.runtime.rank,
-                run.runtime.world_size,
-            )
-
-
-def _check_resumable(saved: dict, config: TrainConfig, url: str) -> None:
-    if saved.get("job_fingerprint") == config.job_fingerprint():
-        return
-    old = saved.get("config", {})
-    differ = [k for k in _JOB_FIELDS if old.get(k) != getattr(config, k)]
-    raise ConfigError(
-        f"checkpoint {url} belongs to another job (different {differ or 'settings'}); "
-        "use a new output_dir, or start over (resume=False / --no-resume)"
-    )
-
-
-def _negatives_tensor(windows: Sequence[TrainingWindow], k: int) -> torch.Tensor:
-    """[gold spans of the windows with negatives, k] int64, padded with -1."""
-    rows = [list(neg) + [-1] * (k - len(neg)) for w in windows for neg in w.negative_rows]
-    return torch.tensor(rows, dtype=torch.int64).reshape(-1, k)
-
-
-def _attach_negatives(windows: Sequence[TrainingWindow], table: torch.Tensor) -> list[TrainingWindow] | None:
-    """`windows` with the negatives of `_negatives_tensor` attached in order (None if they do not fit)."""
-    if sum(len(w.gold_rows) for w in windows) != len(table):
-        log.warning("saved hard negatives do not match this rank's windows; mining again")
-        return None
-    out, n = [], 0
-    for w in windows:
-        if w.gold_rows:
-            rows = table[n : n + len(w.gold_rows)].tolist()
-            n += len(w.gold_rows)
-            w = dataclasses.replace(w, negative_rows=tuple(tuple(r for r in row if r >= 0) for row in rows))
-        out.append(w)
-    return out
-
-
-def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    tensors, scalars = {}, {}
-    for param_id, values in state_dict["state"].items():
-        for name, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"state.{param_id}.{name}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{param_id}.{name}"] = value
-    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict = {}
-    for key, value in tensors.items():
-        _, param_id, name = key.split(".", 2)
-        state.setdefault(int(param_id), {})[name] = value
-    for key, value in meta["scalars"].items():
-        param_id, name = key.split(".", 1)
-        state.setdefault(int(param_id), {})[name] = value
-    return {"state": state, "param_groups": meta["param_groups"]}

@@ -30,7 +30,8 @@ import torch
 from elcore import fs, settings
 from elcore.errors import ConfigError, ElqError
 from elcore.recipes import parse_overrides, recipe_config, set_value
-from elcore.training import TrainConfig, TrainingRuntime, train
+from elcore.train_config import TrainConfig
+from elcore.training import TrainingRuntime, train
 
 log = logging.getLogger(__name__)
 

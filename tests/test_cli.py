@@ -16,8 +16,12 @@ runner = CliRunner()
 @pytest.fixture()
 def linker_dir(tiny_model, small_catalogue, tmp_path):
     tiny_model.config = tiny_model.config.replace(threshold=-50.0)
-    vectors = encode_entities(tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False)
-    Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec())).save_pretrained(str(tmp_path / "l"))
+    vectors = encode_entities(
+        tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False
+    )
+    Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec())).save_pretrained(
+        str(tmp_path / "l")
+    )
     return str(tmp_path / "l")
 
 
@@ -51,8 +55,18 @@ def test_jsonl_round_trip_keeps_every_line(linker_dir, tmp_path):
         json.dumps({"id": 5, "text": "albert einstein"}),
     ]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
-    result = runner.invoke(app, ["link", "--model", linker_dir, "--input", str(tmp_path / "in.jsonl"),
-                                 "--output", str(tmp_path / "out.jsonl")])
+    result = runner.invoke(
+        app,
+        [
+            "link",
+            "--model",
+            linker_dir,
+            "--input",
+            str(tmp_path / "in.jsonl"),
+            "--output",
+            str(tmp_path / "out.jsonl"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [o["id"] for o in out] == ["q1", "2", "q3", "q4", "5"]
@@ -69,11 +83,27 @@ def test_missing_default_linker_says_how_to_build_it(tmp_path, monkeypatch):
 
 
 def test_evaluate_writes_report_and_sweep_plot(linker_dir, tmp_path):
-    gold = {"id": "g1", "text": "paris is the capital of france", "mentions": [[0, 5], None],
-            "wikidata_id": ["Q90", "Q142"], "entity": ["Paris", "France"]}
+    gold = {
+        "id": "g1",
+        "text": "paris is the capital of france",
+        "mentions": [[0, 5], None],
+        "wikidata_id": ["Q90", "Q142"],
+        "entity": ["Paris", "France"],
+    }
     (tmp_path / "dev.jsonl").write_text(json.dumps(gold) + "\n")
-    result = runner.invoke(app, ["evaluate", "--data", str(tmp_path / "dev.jsonl"), "--model", linker_dir,
-                                 "--output", str(tmp_path / "report.json"), "--sweep-thresholds"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--data",
+            str(tmp_path / "dev.jsonl"),
+            "--model",
+            linker_dir,
+            "--output",
+            str(tmp_path / "report.json"),
+            "--sweep-thresholds",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())[str(tmp_path / "dev.jsonl")]
     assert {"strong", "weak", "entity", "counts"} <= set(report["metrics"])

@@ -17,7 +17,9 @@ TEXTS = [
 def linker(tiny_model, small_catalogue):
     # A random model: a very low threshold so that links exist at all.
     tiny_model.config = tiny_model.config.replace(threshold=-50.0)
-    vectors = encode_entities(tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False)
+    vectors = encode_entities(
+        tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False
+    )
     return Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec()), num_candidates=3)
 
 
@@ -35,7 +37,9 @@ def test_links_point_into_the_text_and_do_not_overlap(linker):
             assert link.mention == text[link.start : link.end] and link.mention.strip() == link.mention
             assert link.score > -50.0 and link.score <= link.mention_score
             assert link.candidates[0].entity_row == link.entity_row
-            assert list(c.score for c in link.candidates) == sorted((c.score for c in link.candidates), reverse=True)
+            assert list(c.score for c in link.candidates) == sorted(
+                (c.score for c in link.candidates), reverse=True
+            )
     assert any(results[1])
 
 

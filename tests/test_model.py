@@ -36,7 +36,9 @@ def test_entity_fingerprint_follows_the_entity_weights(tiny_model):
 
 def test_entity_pooling_options(tiny_base_dir):
     cls_model = ElqModel.from_base(str(tiny_base_dir), max_context_length=32, context_stride=12)
-    mean_model = ElqModel.from_base(str(tiny_base_dir), max_context_length=32, context_stride=12, entity_pooling="mean")
+    mean_model = ElqModel.from_base(
+        str(tiny_base_dir), max_context_length=32, context_stride=12, entity_pooling="mean"
+    )
     tokens = cls_model.tokenize_entities([("Paris", "capital of france"), ("Berlin", "")])
     ids, mask = tokens["input_ids"], tokens["attention_mask"]
     states = cls_model.entity_encoder(input_ids=ids, attention_mask=mask).last_hidden_state

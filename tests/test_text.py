@@ -39,7 +39,10 @@ def test_collate_masks_and_char_spans(tokenizer):
     (window,) = make_windows(docs, 32, 8)
     batch = collate_windows(tokenizer, docs, [window])
     n = len(docs[0])
-    assert batch.input_ids[0, 0] == tokenizer.cls_token_id and batch.input_ids[0, n + 1] == tokenizer.sep_token_id
+    assert (
+        batch.input_ids[0, 0] == tokenizer.cls_token_id
+        and batch.input_ids[0, n + 1] == tokenizer.sep_token_id
+    )
     assert batch.content_mask[0].tolist() == [False] + [True] * n + [False]
     start, end = char_span(docs[0], window, 6, 6)
     assert text[start:end] == "france"

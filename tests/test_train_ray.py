@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from elcore.errors import ConfigError
 from elcore.recipes import RECIPES, parse_overrides, recipe, recipe_config
-from elcore.training import TrainConfig
+from elcore.train_config import TrainConfig
 
 TIMINGS = ("examples_per_second", "dev_link_seconds")
 TEMPLATES = ["who is {}", "where is {}", "what is {} ?", "when was {} born", "how did {} play"]

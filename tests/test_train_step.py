@@ -3,12 +3,21 @@ import dataclasses
 import torch
 
 from elcore.data import Example, GoldMention
-from elcore.train_step import EncodedEntities, FrozenEntities, collate, compute_losses, prepare_windows, train_step
+from elcore.train_step import (
+    EncodedEntities,
+    FrozenEntities,
+    collate,
+    compute_losses,
+    prepare_windows,
+    train_step,
+)
 
 EXAMPLES = [
     Example("a", "who is betty white's husband?", (GoldMention(7, 18, "Q373895"),)),
     Example("b", "paris is the capital of france", (GoldMention(0, 5, "Q90"), GoldMention(24, 30, "Q142"))),
-    Example("c", "where was barack obama born?", (GoldMention(10, 22, "Q76"), GoldMention(None, None, "Q30"))),
+    Example(
+        "c", "where was barack obama born?", (GoldMention(10, 22, "Q76"), GoldMention(None, None, "Q30"))
+    ),
     Example("d", "is paris in france?", (GoldMention(3, 8, "Q90"),)),
 ]
 
@@ -31,8 +40,12 @@ def test_gold_spans_become_band_labels(tiny_model, small_catalogue):
 
 def test_null_span_example_is_left_out_of_the_span_loss(tiny_model, small_catalogue):
     (window,) = [w for w in _windows(tiny_model, small_catalogue) if w.example_id == "c"]
-    parts = compute_losses(tiny_model, tiny_model.config, collate([window], tiny_model.tokenizer, tiny_model.config),
-                           EncodedEntities(small_catalogue))
+    parts = compute_losses(
+        tiny_model,
+        tiny_model.config,
+        collate([window], tiny_model.tokenizer, tiny_model.config),
+        EncodedEntities(small_catalogue),
+    )
     assert parts.mention.item() == 0.0 and parts.mentions == 1
 
 
@@ -49,7 +62,9 @@ def test_every_parameter_trains_and_loss_goes_down(tiny_model, small_catalogue):
     optimizer = torch.optim.AdamW(tiny_model.parameters(), lr=3e-3)
     entities = EncodedEntities(small_catalogue)
     first = train_step(tiny_model, tiny_model.config, [batch], optimizer, None, entities)
-    grads = {name for name, p in tiny_model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    grads = {
+        name for name, p in tiny_model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0
+    }
     assert "mention_head.linear.weight" in grads
     assert any(name.startswith("entity_encoder.") for name in grads)
     assert any(name.startswith("context_encoder.") for name in grads)
