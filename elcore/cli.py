@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,15 +26,13 @@ kb_app = typer.Typer(no_args_is_help=True, help="Knowledge base tools.")
 app.add_typer(kb_app, name="kb")
 
 ModelOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--model", "-m", help="linker or model directory (default: the embedded default)"),
-]  # noqa: UP045
+]
 CatalogueOpt = Annotated[
-    Optional[str], typer.Option(help="catalogue (jsonl or Parquet); default: the linker's own")
-]  # noqa: UP045
-IndexOpt = Annotated[
-    Optional[str], typer.Option(help="index directory; default: the linker's own, else exact")
-]  # noqa: UP045
+    str | None, typer.Option(help="catalogue (jsonl or Parquet); default: the linker's own")
+]
+IndexOpt = Annotated[str | None, typer.Option(help="index directory; default: the linker's own, else exact")]
 
 
 def _linker(model, catalogue, index, batch_size=32, candidates=0, **overrides):
@@ -64,24 +62,24 @@ def _print_table(links) -> None:
 
 @app.command()
 def link(
-    text: Annotated[Optional[list[str]], typer.Argument(help="texts to link")] = None,  # noqa: UP045
+    text: Annotated[list[str] | None, typer.Argument(help="texts to link")] = None,
     interactive: Annotated[
         bool, typer.Option("-i", "--interactive", help="read lines, print a table")
     ] = False,
-    input: Annotated[Optional[str], typer.Option("--input", help="jsonl of documents")] = None,  # noqa: UP045
+    input: Annotated[str | None, typer.Option("--input", help="jsonl of documents")] = None,
     output: Annotated[
-        Optional[str], typer.Option("--output", help="jsonl of links, one line per input line")
-    ] = None,  # noqa: UP045
+        str | None, typer.Option("--output", help="jsonl of links, one line per input line")
+    ] = None,
     id_field: str = "id",
     text_field: str = "text",
     model: ModelOpt = None,
     catalogue: CatalogueOpt = None,
     index: IndexOpt = None,
-    threshold: Annotated[Optional[float], typer.Option(help="joint score threshold")] = None,  # noqa: UP045
-    top_k_mentions: Annotated[Optional[int], typer.Option(help="spans kept per window")] = None,  # noqa: UP045
-    top_k_entities: Annotated[Optional[int], typer.Option(help="entities retrieved per span")] = None,  # noqa: UP045
-    window: Annotated[Optional[int], typer.Option(help="wordpieces per window (<= 512)")] = None,  # noqa: UP045
-    stride: Annotated[Optional[int], typer.Option(help="tokens between window starts")] = None,  # noqa: UP045
+    threshold: Annotated[float | None, typer.Option(help="joint score threshold")] = None,
+    top_k_mentions: Annotated[int | None, typer.Option(help="spans kept per window")] = None,
+    top_k_entities: Annotated[int | None, typer.Option(help="entities retrieved per span")] = None,
+    window: Annotated[int | None, typer.Option(help="wordpieces per window (<= 512)")] = None,
+    stride: Annotated[int | None, typer.Option(help="tokens between window starts")] = None,
     batch_size: int = 32,
     candidates: Annotated[int, typer.Option(help="alternative entities per link")] = 0,
 ) -> None:
@@ -125,13 +123,13 @@ def evaluate(
     model: ModelOpt = None,
     catalogue: CatalogueOpt = None,
     index: IndexOpt = None,
-    output: Annotated[Optional[str], typer.Option(help="report JSON (default: print only)")] = None,  # noqa: UP045
+    output: Annotated[str | None, typer.Option(help="report JSON (default: print only)")] = None,
     sweep_thresholds: Annotated[
         bool, typer.Option(help="P/R/F1 per threshold, a PNG plot and the best")
     ] = False,
-    threshold: Optional[float] = None,  # noqa: UP045
+    threshold: float | None = None,
     batch_size: int = 32,
-    limit: Annotated[Optional[int], typer.Option(help="first N examples of each file")] = None,  # noqa: UP045
+    limit: Annotated[int | None, typer.Option(help="first N examples of each file")] = None,
 ) -> None:
     """ELQ's weak/strong span metrics and entity-level P/R/F1, with load and link time."""
     import time
@@ -196,11 +194,9 @@ def encode_entities(
 
 @app.command()
 def train(
-    recipe: Annotated[Optional[str], typer.Option(help="a named recipe (see `elq recipes`)")] = None,  # noqa: UP045
-    config: Annotated[Optional[str], typer.Option(help="JSON file of TrainConfig fields")] = None,  # noqa: UP045
-    set: Annotated[
-        Optional[list[str]], typer.Option("--set", help="override a field: name=JSON value")
-    ] = None,  # noqa: UP045
+    recipe: Annotated[str | None, typer.Option(help="a named recipe (see `elq recipes`)")] = None,
+    config: Annotated[str | None, typer.Option(help="JSON file of TrainConfig fields")] = None,
+    set: Annotated[list[str] | None, typer.Option("--set", help="override a field: name=JSON value")] = None,
     workers: Annotated[int, typer.Option(help="Ray Train workers (0: this process, no Ray)")] = 0,
     use_gpu: bool = False,
 ) -> None:
@@ -230,8 +226,8 @@ def train(
 
 @app.command("build-default")
 def build_default(
-    output: Annotated[Optional[str], typer.Option(help="where to write the linker")] = None,  # noqa: UP045
-    max_entities: Optional[int] = None,  # noqa: UP045
+    output: Annotated[str | None, typer.Option(help="where to write the linker")] = None,
+    max_entities: int | None = None,
     max_train_examples: int = 6000,
     epochs: int = 1,
 ) -> None:
