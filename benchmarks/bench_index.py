@@ -157,7 +157,6 @@ def main(argv: list[str] | None = None) -> dict:
                     synthetic(n, args.dim, 0),
                     synthetic(args.queries, args.dim, 1).astype(np.float32),
                 ),
-                n,
             )
         )
     if not args.no_real:

@@ -13,7 +13,6 @@ Writes benchmarks/results/link.json.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import benchmark_header, write_result  # noqa: E402
+from common import machine_info, peak_rss_mib, write_result  # noqa: E402
 
 from elcore import settings  # noqa: E402
 from elcore.catalogue import EntityCatalogue  # noqa: E402
@@ -79,9 +78,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--index-kinds", nargs="+", default=["flat", "hnsw"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "link.json"))
     args = parser.parse_args(argv)
 
+    machine = machine_info()
     settings.hf_offline()
     torch.set_num_threads(args.threads)
     kit = settings.kit_dir()
@@ -118,17 +117,12 @@ def main(argv: list[str] | None = None) -> dict:
                     "linker_texts_per_second": round(len(texts) / link_seconds, 2),
                     "linker_over_encoder_cost": round(link_seconds / encoder_seconds, 3),
                     "links": links,
-                    "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                    "peak_rss_mib": peak_rss_mib(),
                 }
                 print(row, flush=True)
                 results.append(row)
-    report = {
-        **benchmark_header(),
-        "settings": {**vars(args), "model_config": model.config.to_dict(), "entities": len(catalogue)},
-        "results": results,
-    }
-    write_result(args.output, report)
-    return report
+    run_settings = {**vars(args), "model_config": model.config.to_dict(), "entities": len(catalogue)}
+    return write_result("link", run_settings, results, machine)
 
 
 if __name__ == "__main__":

@@ -118,11 +118,16 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def write_result(name: str, settings: dict[str, Any], results: Any) -> dict[str, Any]:
-    """Print the result as JSON and write it to `benchmarks/results/<name>.json`."""
+def write_result(
+    name: str, settings: dict[str, Any], results: Any, machine: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Print the result as JSON and write it to `benchmarks/results/<name>.json`.
+
+    Pass `machine` as taken when the run started: its load average is the one that matters.
+    """
     result = {
         "benchmark": name,
-        "machine": machine_info(),
+        "machine": machine or machine_info(),
         "versions": versions(),
         "settings": settings,
         "results": results,

@@ -330,7 +330,9 @@ def _epoch_windows(run: _Run, windows: list[TrainingWindow]) -> list[TrainingWin
             _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=False),
             IndexSpec(),
         )
-        run.negatives = mine_hard_negatives(run.core, mine, index, config.hard_negatives)
+        run.negatives = mine_hard_negatives(
+            run.core, mine, index, config.hard_negatives, progress=run.runtime.is_main
+        )
     return run.negatives
 
 
@@ -491,7 +493,12 @@ def evaluate_dev(
 
 @torch.inference_mode()
 def mine_hard_negatives(
-    model: ElqModel, windows: list[TrainingWindow], index: EntityIndex, k: int, batch_size: int = 64
+    model: ElqModel,
+    windows: list[TrainingWindow],
+    index: EntityIndex,
+    k: int,
+    batch_size: int = 64,
+    progress: bool = True,
 ) -> list[TrainingWindow]:
     """Attach to each gold span the `k` best-scoring wrong entities for its current mention vector.
 
@@ -501,7 +508,8 @@ def mine_hard_negatives(
     model.eval()
     out = list(windows)
     with_gold = [i for i, w in enumerate(windows) if w.gold_rows]
-    for lo in range(0, len(with_gold), batch_size):
+    starts = range(0, len(with_gold), batch_size)
+    for lo in tqdm(starts, desc="mine hard negatives", unit="batch", disable=not progress):
         chunk = [windows[i] for i in with_gold[lo : lo + batch_size]]
         batch = collate_windows(
             model.tokenizer,

@@ -30,11 +30,11 @@ from elcore.errors import ConfigError
 log = logging.getLogger(__name__)
 
 JOB_FILE = "_job.json"
-# Read, parse and write tasks ask for a quarter CPU: a task asking for a whole CPU while the actor pool holds
-# the rest of a small machine never gets scheduled, and Ray Data then waits forever without an error.
+# Read, parse and write tasks ask for a quarter CPU.
 IO_TASK_CPUS = 0.25
-# CPUs kept free of actors for those tasks.
-RESERVED_CPUS = 0.5
+# CPUs kept free of actors. Ray Data's own tasks (the re-partition after reading) ask for a whole CPU: when the
+# actor pool holds more than all CPUs but one, they are never scheduled and the job waits forever, no error.
+RESERVED_CPUS = 1.0
 
 
 # -- Ray ---------------------------------------------------------------------------------------------------
@@ -45,7 +45,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
     Args:
         address: a cluster address, or "auto" for the `ray start` cluster on this machine. None: $RAY_ADDRESS
-            when set (as it is inside `ray job submit`), else a new local Ray with `num_cpus` (default: all).
+            when set (as it is inside `ray job submit`), else a new local Ray with `num_cpus` (default: all, at
+            least 2).
     """
     import ray
     from ray.data import DataContext
@@ -55,7 +56,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         if address:
             ray.init(address=address)
         else:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+            # at least 2 CPU slots: one for actors, one for Ray Data's own tasks (see RESERVED_CPUS)
+            ray.init(num_cpus=num_cpus or max(2, os.cpu_count() or 1), include_dashboard=False)
     DataContext.get_current().enable_progress_bars = False  # `track` prints one bar with an ETA instead
 
 
@@ -113,7 +115,12 @@ def plan_actors(
         cpus = cpus_per_actor or 1.0
         threads = torch_threads or max(1, int(cpus))
         return ActorPlan(actors, cpus, 1.0, threads)
-    usable = max(0.1, total_cpus - RESERVED_CPUS)
+    if total_cpus <= RESERVED_CPUS:
+        raise ConfigError(
+            f"the Ray cluster has {total_cpus:g} CPU; the pipelines need more than {RESERVED_CPUS:g} "
+            "(start Ray with num_cpus=2 or more: CPUs are scheduling slots, not cores)"
+        )
+    usable = total_cpus - RESERVED_CPUS
     cpus = cpus_per_actor or 1.0
     actors = num_actors or max(1, int(usable // cpus))
     if actors * cpus > usable:
@@ -352,7 +359,8 @@ def config_command(config_cls: type, run: Callable[[Any], dict]) -> Callable[...
 def run_command_line(config_cls: type, run: Callable[[Any], dict], name: str, argv: list[str] | None) -> dict:
     """`main(argv)` of a stage: parse `argv` with the same options as `elq <name>`, run, return the summary.
 
-    Usage errors print the usage and exit 2, as `elq` does; so do `ElqError`s, with their message.
+    Usage errors print the usage and exit 2, as `elq` does; so do `ElqError`s and missing files, with their
+    message.
     """
     import click
     import typer
@@ -370,7 +378,7 @@ def run_command_line(config_cls: type, run: Callable[[Any], dict], name: str, ar
     except click.ClickException as error:
         error.show()
         raise SystemExit(error.exit_code) from error
-    except ElqError as error:
+    except (ElqError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error
     return result if isinstance(result, dict) else {}

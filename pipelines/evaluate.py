@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from elcore import fs
-from elcore.errors import EvaluationInputError
+from elcore.errors import ConfigError, EvaluationInputError
 
 from .common import IO_TASK_CPUS, dataset_of, finished, init_ray, run_command_line
 
@@ -101,6 +101,7 @@ def run(config: EvaluateCorpusConfig) -> dict[str, Any]:
     """Evaluate link-corpus output against `gold`; gold examples with no output row count as unlinked.
 
     Raises:
+        ConfigError: no gold file.
         InputRecordError: a gold record is malformed.
         EvaluationInputError: gold ids repeat, or a document appears twice in the output.
     """
@@ -110,6 +111,8 @@ def run(config: EvaluateCorpusConfig) -> dict[str, Any]:
     from elcore.metrics import evaluate
 
     started = time.perf_counter()
+    if not fs.exists(config.gold):
+        raise ConfigError(f"gold examples not found: {config.gold}")
     examples = read_examples(config.gold)
     gold = {e.id: e for e in examples}
     if len(gold) != len(examples):

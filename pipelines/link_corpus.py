@@ -163,6 +163,14 @@ class LinkCorpusConfig:
         }
         return {k: v for k, v in values.items() if v is not None}
 
+    def catalogue_url(self) -> str:
+        url = self.catalogue or fs.join(self.model, "catalogue.parquet")
+        if not fs.exists(url):
+            raise ConfigError(
+                f"no catalogue at {url}: pass --catalogue (the catalogue the index was built from)"
+            )
+        return url
+
     def index_url(self) -> str:
         url = self.index or fs.join(self.model, "index")
         if not fs.exists(fs.join(url, "index.json")):
@@ -600,7 +608,7 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
     job = {
         "stage": "link-corpus",
         "model": model_fingerprint(config.model),
-        "catalogue": config.catalogue or fs.join(config.model, "catalogue.parquet"),
+        "catalogue": config.catalogue_url(),
         "index": fs.fingerprint(fs.read_bytes(fs.join(index_url, "index.json"))),
         "inputs": [pair for unit in units for pair in zip(unit["files"], unit["sizes"], strict=True)],
         "format": fmt,
@@ -633,7 +641,7 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
         CorpusLinker,
         fn_constructor_kwargs={
             "model_dir": config.model,
-            "catalogue": config.catalogue,
+            "catalogue": config.catalogue_url(),
             "index": index_url,
             "shards": shards,
             "batch_size": config.batch_size,

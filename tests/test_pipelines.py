@@ -7,6 +7,7 @@ actors ask for a quarter CPU each so everything fits 2 CPUs. A `file://` URL sta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -175,15 +176,8 @@ def test_embed_entities_rerun_skips_written_parts(embedded, work):
     again = run(config)
     assert (again["parts_written"], again["parts_skipped"]) == (1, 4)
     np.testing.assert_array_equal(read_embeddings(config.output)[0], before)
-    other = EmbedEntitiesConfig_with(config, rows_per_part=100)
     with pytest.raises(ConfigError, match="different job"):
-        run(other)
-
-
-def EmbedEntitiesConfig_with(config, **changes):
-    import dataclasses
-
-    return dataclasses.replace(config, **changes)
+        run(dataclasses.replace(config, rows_per_part=100))
 
 
 # -- build-index ------------------------------------------------------------------------------------------------
@@ -283,8 +277,6 @@ def test_link_corpus_matches_in_process_linker(linked, work, reference):
 
 @pytest.mark.timeout(120)
 def test_link_corpus_with_shard_actors_gives_the_same_links(linked, work):
-    import dataclasses
-
     from pipelines.link_corpus import read_output, run
 
     config, _ = linked
