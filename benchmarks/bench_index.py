@@ -8,7 +8,9 @@ vectors of the index itself.
 
 - `recall@10`: |approximate top-10 ∩ exact top-10| / 10, averaged over queries (the strict measure).
 - `1-recall@10`: the share of queries whose exact nearest entity is in the approximate top-10 (faiss' R@10).
-- `compact` is build-index's `--kind compact` (PCA to 112 dims, IVF, 8-bit codes: <= 128 bytes/entity).
+- `compact` is build-index's `--kind compact` (IVF + 8-bit PQ, <= 128 bytes/entity); `ivf-pca112-sq8` was the
+  first candidate (PCA to 112 dims + SQ8): best on the zero-mean synthetic data, useless on real vectors
+  (faiss' PCA centres the data, which breaks inner-product rankings when the vectors share a large mean).
 - `bytes_per_entity`: the saved index (faiss codes, ids, graph) per entity; `with_rerank` adds the fp16
   vectors the exact re-rank keeps beside it.
 

@@ -83,12 +83,18 @@ class BuildIndexConfig:
 
 
 def compact_factory(dim: int, ntotal: int, train_size: int = 65_536) -> str:
-    """The `compact` preset: PCA to at most 112 dimensions, 8-bit scalar codes, inverted lists (112 + 8 id
-    bytes per entity). On 384-dim vectors it finds the exact nearest entity in its top 10 for ~99% of queries
-    (see benchmarks/bench_index.py); `--rerank` adds exact re-ranking at 2 * dim bytes per entity more."""
-    nlist = max(1, min(int(4 * ntotal**0.5), min(ntotal, train_size) // 39))
-    reduce = f"PCA{min(dim, 112)}," if dim > 112 else ""
-    return f"{reduce}IVF{nlist},SQ8"
+    """The `compact` preset, <= 128 bytes per entity: inverted lists (8-byte ids) over 8-bit product codes
+    of the most sub-quantizers that fit in 120 bytes and divide `dim` (96 for 384 dims: 104 bytes).
+
+    Not PCA: faiss' PCA subtracts the mean, which changes inner-product rankings when entity vectors share a
+    large mean (real encoder outputs do: on the kit's MiniLM vectors a PCA-112 + SQ8 index found almost none of
+    the true neighbours, see benchmarks/results/index.json). `--rerank` adds exact re-ranking at 2 * dim bytes.
+    """
+    n_train = max(1, min(ntotal, train_size))
+    nlist = max(1, min(int(4 * ntotal**0.5), n_train // 39))
+    m = max(d for d in range(1, min(dim, 120) + 1) if dim % d == 0 and dim // d >= 2) if dim >= 2 else 1
+    bits = 8 if n_train >= 256 * 39 else 4
+    return f"IVF{nlist},PQ{m}x{bits}"
 
 
 class EmbeddingRows:
