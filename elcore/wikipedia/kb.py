@@ -19,22 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from elcore import fs
+from elcore.catalogue import CATALOGUE_SCHEMA as ELQ_CATALOGUE_SCHEMA
 from elcore.wikipedia.config import KbBuildConfig, KbBuildStats
 from elcore.wikipedia.extract import PartResult, RunInfo
 from elcore.wikipedia.passages import in_sample
 from elcore.wikipedia.wikidata import WikidataMap, load_wikidata_map
 
 #: The elcore catalogue schema (`id`, `qid`, `title`, `text`, `aliases`) plus `page_id`.
-CATALOGUE_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("qid", pa.string()),
-        pa.field("title", pa.string()),
-        pa.field("text", pa.string()),
-        pa.field("aliases", pa.list_(pa.string())),
-        pa.field("page_id", pa.int64()),
-    ]
-)
+CATALOGUE_SCHEMA = pa.schema([*ELQ_CATALOGUE_SCHEMA, pa.field("page_id", pa.int64())])
 CATALOGUE_FILE, PASSAGES_FILE, STATS_FILE = "catalogue.parquet", "passages.jsonl", "stats.json"
 MAX_REDIRECT_HOPS = 5
 _BATCH_ROWS = 10_000
