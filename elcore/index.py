@@ -180,7 +180,7 @@ class EntityIndex(abc.ABC):
         manifest = fs.read_json(manifest_url)
         spec = IndexSpec.from_dict(manifest["spec"])
         shards = [
-            _read_shard(url, number, spec, manifest.get("metadata", {}), end - start)
+            read_shard(url, number, spec, manifest.get("metadata", {}), end - start)
             for number, (start, end) in enumerate(manifest["shards"])
         ]
         index: EntityIndex
@@ -548,7 +548,7 @@ def _write_manifest(
     )
 
 
-def _read_shard(
+def read_shard(
     url: str, number: int, spec: IndexSpec, metadata: dict[str, Any], expected: int
 ) -> FaissIndex:
     index_url = fs.join(url, f"shard-{number:05d}.faiss")

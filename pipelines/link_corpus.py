@@ -414,8 +414,8 @@ class ShardServer:
         manifest = fs.read_json(fs.join(index_url, elindex.MANIFEST))
         start, end = manifest["shards"][number]
         spec = IndexSpec.from_dict(manifest["spec"])
-        # elcore reads one shard with `_read_shard` (used by `load_index` for all shards at once).
-        self.shard = elindex._read_shard(index_url, number, spec, manifest.get("metadata", {}), end - start)
+        # elcore reads one shard with `read_shard` (used by `load_index` for all shards at once).
+        self.shard = elindex.read_shard(index_url, number, spec, manifest.get("metadata", {}), end - start)
 
     def search(self, queries: np.ndarray, k: int):
         return self.shard.search(queries, k)

@@ -77,6 +77,7 @@ def test_long_text_is_linked_end_to_end_with_document_offsets(linker):
     (links,) = linker.link([text])
     assert links, "no links in a 2,000-word text"
     assert max(link.start for link in links) > len(text) * 0.9  # the end of the text is reached
+    assert max(link.window for link in links) > 10  # found in later windows, numbered in text order
     for link in links:
         assert link.mention == text[link.start : link.end]
     for a, b in zip(links, links[1:], strict=False):
