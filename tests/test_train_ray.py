@@ -2,81 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from training_data import checkpoint_weights, tiny_config, without_timings, write_tiny_data
 
 from elcore.errors import ConfigError
 from elcore.recipes import RECIPES, parse_overrides, recipe, recipe_config
-from elcore.train_config import TrainConfig
-
-TIMINGS = ("examples_per_second", "dev_link_seconds")
-TEMPLATES = ["who is {}", "where is {}", "what is {} ?", "when was {} born", "how did {} play"]
-
-
-def write_tiny_data(root: Path, catalogue, n_train: int = 30, n_dev: int = 10) -> dict[str, str]:
-    """Questions from the tiny vocabulary with one gold span each, and the 10-entity catalogue."""
-    root.mkdir(parents=True, exist_ok=True)
-    records = catalogue.rows(range(len(catalogue)))
-    lines = []
-    for i in range(n_train + n_dev):
-        entity = records[i % len(records)]
-        name = entity["title"].lower()
-        text = TEMPLATES[(i // len(records)) % len(TEMPLATES)].format(name)
-        start = text.index(name)
-        lines.append(
-            json.dumps(
-                {
-                    "id": f"q{i}",
-                    "text": text,
-                    "mentions": [[start, start + len(name)]],
-                    "wikidata_id": [entity["id"]],
-                }
-            )
-            + "\n"
-        )
-    (root / "train.jsonl").write_text("".join(lines[:n_train]))
-    (root / "dev.jsonl").write_text("".join(lines[n_train:]))
-    catalogue.save(str(root / "entities.parquet"))
-    return {
-        "train": str(root / "train.jsonl"),
-        "dev": str(root / "dev.jsonl"),
-        "catalogue": str(root / "entities.parquet"),
-    }
-
-
-def tiny_config(base: Path, data: dict[str, str], output_dir: Path, **overrides) -> TrainConfig:
-    return TrainConfig.from_dict(
-        {
-            "train_data": [data["train"]],
-            "dev_data": [data["dev"]],
-            "catalogue": data["catalogue"],
-            "output_dir": str(output_dir),
-            "base_model": str(base),
-            "model": {"max_context_length": 32, "context_stride": 12, "max_entity_length": 16},
-            "batch_size": 4,
-            "learning_rate": 3e-3,
-            "head_learning_rate": 1e-2,
-            "warmup_ratio": 0.0,
-            "encode_batch_size": 16,
-            **overrides,
-        }
-    )
-
-
-def without_timings(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMINGS} for r in records]
-
-
-def checkpoint_weights(checkpoint_dir: str) -> dict[str, torch.Tensor]:
-    out = {}
-    for part in ("context_encoder", "entity_encoder", "mention_head"):
-        for key, value in load_file(Path(checkpoint_dir, "model", part, "model.safetensors")).items():
-            out[f"{part}.{key}"] = value
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +33,7 @@ def test_two_workers_learn_and_a_killed_run_resumes_exactly(
     # checkpoints also every 6 steps (mid-epoch, with each worker's mined hard negatives).
     common = {
         "epochs": 3,
+        "learning_rate": 3e-3,
         "batch_size": 2,
         "hard_negatives": 1,
         "checkpoint_every_steps": 6,
