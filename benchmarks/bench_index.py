@@ -8,13 +8,15 @@ vectors of the index itself.
 
 - `recall@10`: |approximate top-10 ∩ exact top-10| / 10, averaged over queries (the strict measure).
 - `1-recall@10`: the share of queries whose exact nearest entity is in the approximate top-10 (faiss' R@10).
-- `compact` is build-index's `--kind compact` (IVF + 8-bit PQ, <= 128 bytes/entity); `ivf-pca112-sq8` was the
-  first candidate (PCA to 112 dims + SQ8): best on the zero-mean synthetic data, useless on real vectors
-  (faiss' PCA centres the data, which breaks inner-product rankings when the vectors share a large mean).
+- `compact` is the preset at <= 128 bytes/entity (`IndexSpec("compact")`: OPQ rotation + IVF + 96-byte PQ codes,
+  a fifth of the lists searched); `ivf-pq96` is IVF + PQ96 without OPQ (nprobe 64). `ivf-pca112-sq8` was the first
+  candidate (PCA to 112 dims + SQ8): fine on the zero-mean synthetic data, useless on real vectors (faiss' PCA centres the
+  data, which breaks inner-product rankings when the vectors share a large mean).
 - `bytes_per_entity`: the saved index (faiss codes, ids, graph) per entity; `with_rerank` adds the fp16
   vectors the exact re-rank keeps beside it.
 
     python benchmarks/bench_index.py --sizes 1000000 6000000 --queries 500
+    python benchmarks/bench_index.py --kinds flat sq8 ivfpq compact --large-kinds compact --name index_compact
 """
 
 from __future__ import annotations
@@ -32,11 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import machine_info, peak_rss_mib, write_result  # noqa: E402
 from elcore.index import FaissIndex, IndexSpec, exact_search  # noqa: E402
-from pipelines.build_index import BuildIndexConfig  # noqa: E402
 
 
 def spec_for(name: str, n: int) -> IndexSpec:
-    """The index types compared. `compact` is the preset at <= 128 bytes/entity."""
+    """The index types compared."""
     nlist = max(1, min(int(4 * np.sqrt(n)), 65_536 // 39))
     return {
         "flat": IndexSpec("flat"),
@@ -50,7 +51,7 @@ def spec_for(name: str, n: int) -> IndexSpec:
         "ivf-pca224-sq4": IndexSpec(f"PCA224,IVF{nlist},SQ4", nprobe=64),
         "ivf-opq96-pq96": IndexSpec(f"OPQ96,IVF{nlist},PQ96x8", nprobe=64),
         "pq128": IndexSpec("PQ128x8"),
-        "compact": BuildIndexConfig("-", "-", kind="compact").spec(384, n),
+        "compact": IndexSpec("compact"),
     }[name]
 
 

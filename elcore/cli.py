@@ -173,7 +173,7 @@ def encode_entities(
     output: Annotated[str, typer.Option(help="linker directory to write (model + catalogue + index)")],
     model: ModelOpt = None,
     index_type: Annotated[
-        str, typer.Option(help="flat, flat-fp16, sq8, hnsw, ivfpq or a faiss factory string")
+        str, typer.Option(help="flat, flat-fp16, sq8, hnsw, ivfpq, compact or a faiss factory string")
     ] = "flat",
     batch_size: int = 64,
 ) -> None:

@@ -66,6 +66,8 @@ class ElqConfig:
         word_boundaries: spans start and end on word boundaries (no half words).
         entity_pooling: entity vector = `cls` state (ELQ) or `mean` of the token states (what
             sentence encoders such as all-MiniLM were trained for: better when entities stay frozen).
+        normalize_entities: scale entity vectors to unit length (all-MiniLM's own last step: its
+            vector norms are not comparable across inputs, and inner products would favour long norms).
         share_encoders: one encoder for contexts and entities.
         hidden_size: the encoders' vector size (= entity vector dim).
         entity_fingerprint: hash of the entity encoder weights; entity vectors are keyed by it.
@@ -82,6 +84,7 @@ class ElqConfig:
     mention_threshold: float | None = None
     word_boundaries: bool = True
     entity_pooling: str = "cls"
+    normalize_entities: bool = False
     share_encoders: bool = False
     hidden_size: int = 0
     entity_fingerprint: str = ""
@@ -217,6 +220,8 @@ class ElqModel(nn.Module):
             self.config.entity_pooling,
             str(len(self.tokenizer)),
         ]
+        if self.config.normalize_entities:  # only when set, so earlier models keep their fingerprints
+            parts.append("normalized")
         for name, tensor in sorted(self.entity_encoder.state_dict().items()):
             parts += [name, tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()]
         return fs.fingerprint(*parts)
@@ -237,9 +242,11 @@ class ElqModel(nn.Module):
         """Entity vectors `[B, D]` of "[CLS] title [SEP] text [SEP]" ([CLS] state or mean, by config)."""
         states = self.entity_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.config.entity_pooling == "cls":
-            return states[:, 0]
-        weights = attention_mask.unsqueeze(-1).to(states.dtype)
-        return (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+            vectors = states[:, 0]
+        else:
+            weights = attention_mask.unsqueeze(-1).to(states.dtype)
+            vectors = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return torch.nn.functional.normalize(vectors, dim=-1) if self.config.normalize_entities else vectors
 
     def forward(
         self,

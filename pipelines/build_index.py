@@ -28,8 +28,6 @@ from elcore.index import IndexSpec
 
 from .common import finished, init_ray, prepare_output, run_command_line
 
-COMPACT = "compact"
-
 
 @dataclass
 class BuildIndexConfig:
@@ -42,7 +40,7 @@ class BuildIndexConfig:
     kind: str = field(
         default="flat",
         metadata={
-            "help": "flat, flat-fp16, sq8, hnsw, ivfpq, compact (<= 128 B/entity), or a faiss factory string"
+            "help": "flat, flat-fp16, sq8, hnsw, ivfpq, compact (<= 128 B/entity) or a faiss factory string"
         },
     )
     num_shards: int = field(default=1, metadata={"help": "shards by contiguous row range"})
@@ -56,7 +54,8 @@ class BuildIndexConfig:
     pq_m: int | None = field(default=None, metadata={"help": "PQ sub-quantizers (default: from dim)"})
     pq_bits: int | None = field(default=None, metadata={"help": "bits per PQ code (default: from n)"})
     nprobe: int | None = field(
-        default=None, metadata={"help": "IVF lists visited per query (16; compact: 64)"}
+        default=None,
+        metadata={"help": "IVF lists visited per query (default 16; compact: a fifth of its lists)"},
     )
     train_size: int = field(default=65_536, metadata={"help": "training sample size (trained types)"})
     seed: int = field(default=0, metadata={"help": "seed of the training sample"})
@@ -66,35 +65,17 @@ class BuildIndexConfig:
     )
     overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
 
-    def spec(self, dim: int, ntotal: int) -> IndexSpec:
-        """The `IndexSpec` for `ntotal` vectors of `dim` dimensions (`compact` is resolved here)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(IndexSpec)}
-        values["kind"] = compact_factory(dim, ntotal, self.train_size) if self.kind == COMPACT else self.kind
-        values["nprobe"] = self.nprobe or (64 if self.kind == COMPACT else 16)
-        return IndexSpec(**values)
+    def spec(self) -> IndexSpec:
+        """The `IndexSpec` of this job (presets size themselves from the vectors at build time)."""
+        return IndexSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(IndexSpec)})
 
     def validate(self) -> BuildIndexConfig:
-        self.spec(dim=64, ntotal=1000)  # checks the numbers; the real spec needs the embeddings' size
+        self.spec()  # checks the numbers
         if self.num_shards < 1 or self.cpus_per_task <= 0:
             raise ConfigError(
                 f"num_shards must be >= 1 and cpus_per_task > 0, got {self.num_shards}, {self.cpus_per_task}"
             )
         return self
-
-
-def compact_factory(dim: int, ntotal: int, train_size: int = 65_536) -> str:
-    """The `compact` preset, <= 128 bytes per entity: inverted lists (8-byte ids) over 8-bit product codes
-    of the most sub-quantizers that fit in 120 bytes and divide `dim` (96 for 384 dims: 104 bytes).
-
-    Not PCA: faiss' PCA subtracts the mean, which changes inner-product rankings when entity vectors share a
-    large mean (real encoder outputs do: on the kit's MiniLM vectors a PCA-112 + SQ8 index found almost none of
-    the true neighbours, see benchmarks/results/index.json). `--rerank` adds exact re-ranking at 2 * dim bytes.
-    """
-    n_train = max(1, min(ntotal, train_size))
-    nlist = max(1, min(int(4 * ntotal**0.5), n_train // 39))
-    m = max(d for d in range(1, min(dim, 120) + 1) if dim % d == 0 and dim // d >= 2) if dim >= 2 else 1
-    bits = 8 if n_train >= 256 * 39 else 4
-    return f"IVF{nlist},PQ{m}x{bits}"
 
 
 class EmbeddingRows:
@@ -194,20 +175,6 @@ def build_shard(
     return {"shard": number, "ntotal": shard.ntotal}
 
 
-def _check_factory(spec: IndexSpec, dim: int, ntotal: int) -> None:
-    """Fail on the driver, before any task starts, when faiss cannot build the index type."""
-    import faiss
-
-    factory = spec.factory_string(dim, ntotal)
-    try:
-        faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as error:
-        raise ConfigError(
-            f"faiss cannot build {factory!r}: {str(error).strip().splitlines()[-1]}; "
-            "use a preset (flat, flat-fp16, sq8, hnsw, ivfpq) or a valid faiss factory string"
-        ) from error
-
-
 def run(config: BuildIndexConfig) -> dict[str, Any]:
     """Build the index; shards already written by the same job are kept. Returns a summary.
 
@@ -217,15 +184,15 @@ def run(config: BuildIndexConfig) -> dict[str, Any]:
     """
     import ray
 
-    from elcore.index import shard_ranges, write_sharded_manifest
+    from elcore.index import new_index, shard_ranges, write_sharded_manifest
 
     config.validate()
     started = time.perf_counter()
     manifest = read_manifest(config.embeddings)
-    spec = config.spec(manifest.dim, manifest.count)
+    spec = config.spec()
     if manifest.count < config.num_shards:
         raise ConfigError(f"{manifest.count} vectors cannot fill {config.num_shards} shards")
-    _check_factory(spec, manifest.dim, manifest.count)
+    new_index(spec, manifest.dim, manifest.count)  # fails here, before any task starts, on a bad type
     job = {
         "stage": "build-index",
         "embeddings": manifest.to_dict(),

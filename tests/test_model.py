@@ -45,6 +45,17 @@ def test_entity_pooling_options(tiny_base_dir):
     assert torch.allclose(cls_model.encode_entities(ids, mask), states[:, 0])
     expected = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
     assert torch.allclose(mean_model.encode_entities(ids, mask), expected, atol=1e-6)
+    unit_model = ElqModel.from_base(
+        str(tiny_base_dir),
+        max_context_length=32,
+        context_stride=12,
+        entity_pooling="mean",
+        normalize_entities=True,
+    )
+    unit = unit_model.encode_entities(ids, mask)
+    assert torch.allclose(unit, expected / expected.norm(dim=-1, keepdim=True), atol=1e-6)
+    # cached vectors are keyed by the fingerprint: unit vectors must not reuse unnormalised ones
+    assert unit_model.entity_fingerprint() != mean_model.entity_fingerprint()
 
 
 def test_bad_config_values_are_clear_errors():

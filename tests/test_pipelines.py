@@ -219,7 +219,7 @@ def test_build_index_trained_shards_equal_elcore(embedded, work, kind):
     )
     summary = run(config)
     assert summary["shards_built"] == 2 and summary["bytes_per_entity"] > 0
-    expected = ShardedIndex.build(vectors, config.spec(32, NUM_ENTITIES), num_shards=2)
+    expected = ShardedIndex.build(vectors, config.spec(), num_shards=2)
     queries = np.random.default_rng(2).standard_normal((20, 32)).astype(np.float32)
     found, want = load_index(config.output).search(queries, 5), expected.search(queries, 5)
     np.testing.assert_array_equal(found.ids, want.ids)
