@@ -55,7 +55,7 @@ class BuildIndexConfig:
     pq_bits: int | None = field(default=None, metadata={"help": "bits per PQ code (default: from n)"})
     nprobe: int | None = field(
         default=None,
-        metadata={"help": "IVF lists visited per query (default 16; compact: a fifth of its lists)"},
+        metadata={"help": "IVF lists visited per query (default 16; compact: 30% of its lists)"},
     )
     train_size: int = field(default=65_536, metadata={"help": "training sample size (trained types)"})
     seed: int = field(default=0, metadata={"help": "seed of the training sample"})

@@ -184,11 +184,12 @@ def test_spec_presets_and_errors(data, tmp_path):
     assert IndexSpec("hnsw").kind is IndexKind.HNSW
     assert IndexSpec("ivfpq").factory_string(DIM, N) == "IVF51,PQ16x6"
     assert IndexSpec("ivfpq").factory_string(768, 1_000_000) == "IVF1680,PQ64x8"
-    # compact: 96-byte codes + 8-byte ids per entity at 384 dims; a fifth of the lists searched
+    # compact: 96-byte codes + 8-byte ids per entity at 384 dims; 30% of the lists searched
     compact = IndexSpec("compact")
     assert compact.factory_string(384, 6_000_000) == "OPQ96,IVF1680,PQ96x8"
     assert compact.factory_string(384, 126_534) == "OPQ96,IVF711,PQ96x8"
-    assert (compact.nprobe_for(1680), IndexSpec("ivfpq").nprobe_for(1680)) == (336, 16)
+    assert compact.factory_string(32, 2000) == "IVF51,PQ16x6"  # too few points to learn an OPQ rotation
+    assert (compact.nprobe_for(1680), IndexSpec("ivfpq").nprobe_for(1680)) == (504, 16)
     assert IndexSpec("compact", nprobe=7).nprobe_for(1680) == 7
     assert IndexSpec.from_dict(IndexSpec("IVF16,Flat", nprobe=4).to_dict()) == IndexSpec(
         "IVF16,Flat", nprobe=4
