@@ -133,7 +133,9 @@ def measure(name: str, vectors: np.ndarray, queries: np.ndarray, truth, k: int =
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 6_000_000])
+    p.add_argument(
+        "--sizes", type=int, nargs="*", default=[1_000_000, 6_000_000], help="none: real vectors only"
+    )
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--queries", type=int, default=500)
     p.add_argument(
