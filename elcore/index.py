@@ -53,6 +53,8 @@ class IndexKind(str, Enum):
 # `compact` visits this share of its lists: entity vectors are not well clustered, so the nearest entity
 # is often outside the lists closest to the query (kit vectors, 1-recall@10: 0.980 at 20%, 0.988 at 30%).
 COMPACT_PROBE_SHARE = 0.3
+# Training points for 8-bit (256-centroid) codebooks at faiss' 39 points per centroid.
+_FULL_CODEBOOK_SAMPLE = 256 * 39
 
 
 @dataclass(frozen=True)
@@ -112,15 +114,17 @@ class IndexSpec:
             return "SQ8"
         if self.kind is IndexKind.HNSW:
             return f"HNSW{self.hnsw_m},Flat"
-        if self.kind is IndexKind.IVFPQ:
+        if self.kind in (IndexKind.IVFPQ, IndexKind.COMPACT):
             nlist, m, bits = self.ivfpq_params(dim, ntotal)
-            return f"IVF{nlist},PQ{m}x{bits}"
-        if self.kind is IndexKind.COMPACT:
-            nlist, m, bits = self.ivfpq_params(dim, ntotal)
-            # OPQ learns its rotation with 8-bit codebooks: only with >= 39 sample points per centroid
-            rotation = f"OPQ{m}," if min(ntotal, self.train_size) >= 256 * 39 else ""
+            # compact's OPQ rotation learns 8-bit codebooks: only from a sample big enough for them
+            rotate = self.kind is IndexKind.COMPACT and self.sample_size(ntotal) >= _FULL_CODEBOOK_SAMPLE
+            rotation = f"OPQ{m}," if rotate else ""
             return f"{rotation}IVF{nlist},PQ{m}x{bits}"
         return str(self.kind)
+
+    def sample_size(self, ntotal: int) -> int:
+        """Vectors that train an index of `ntotal`: at most `train_size`."""
+        return max(1, min(ntotal, self.train_size))
 
     def nprobe_for(self, nlist: int) -> int:
         """IVF lists to visit per query, at most `nlist`."""
@@ -136,11 +140,13 @@ class IndexSpec:
         sub-quantizers (`compact`: 96, so 96-byte codes + 8-byte ids at 384 dims) of >= 2 dims; 8-bit
         codes once the sample allows 256 centroids."""
         compact = self.kind is IndexKind.COMPACT
-        n_train = max(1, min(ntotal, self.train_size))
+        n_train = self.sample_size(ntotal)
         nlist = self.nlist or max(1, min(int((2 if compact else 4) * math.sqrt(ntotal)), n_train // 39))
         most = 96 if compact else 64
         m = self.pq_m or max(d for d in range(1, max(1, min(most, dim // 2)) + 1) if dim % d == 0)
-        bits = self.pq_bits or (8 if n_train >= 256 * 39 else int(np.clip(np.log2(n_train / 16), 4, 8)))
+        bits = self.pq_bits or (
+            8 if n_train >= _FULL_CODEBOOK_SAMPLE else int(np.clip(np.log2(n_train / 16), 4, 8))
+        )
         if dim % m:
             raise ConfigError(f"IndexSpec.pq_m={m} must divide the vector dim {dim}")
         return nlist, m, bits

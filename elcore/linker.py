@@ -202,28 +202,17 @@ class Linker:
         config = self.config
         docs = tokenize(self.model.tokenizer, texts)
         windows = make_windows(docs, config.max_context_length, config.context_stride)
-        numbers: dict[Window, int] = {}
-        seen: dict[int, int] = {}
-        for window in windows:  # make_windows yields each text's windows in order
-            numbers[window] = seen.get(window.text_index, 0)
-            seen[window.text_index] = numbers[window] + 1
         windows.sort(key=lambda w: w.num_tokens, reverse=True)
         best: list[dict[tuple[int, int], _SpanHit]] = [{} for _ in texts]
         for lo in range(0, len(windows), self.batch_size):
-            for hit in self._score_windows(
-                docs, windows[lo : lo + self.batch_size], mention_threshold, numbers
-            ):
+            for hit in self._score_windows(docs, windows[lo : lo + self.batch_size], mention_threshold):
                 seen = best[hit.text_index].get((hit.start, hit.end))
                 if seen is None or hit.score > seen.score:
                     best[hit.text_index][(hit.start, hit.end)] = hit
         return [sorted(b.values(), key=lambda h: (h.start, h.end)) for b in best]
 
     def _score_windows(
-        self,
-        docs: list[TokenizedText],
-        windows: list[Window],
-        mention_threshold: float,
-        numbers: dict[Window, int],
+        self, docs: list[TokenizedText], windows: list[Window], mention_threshold: float
     ) -> list[_SpanHit]:
         config, device = self.config, self.model.device
         batch = collate_windows(self.model.tokenizer, docs, windows)
@@ -265,7 +254,7 @@ class Linker:
                     rows[n],
                     entity_scores[n],
                     joint[n].numpy(),
-                    numbers[window],
+                    window.number,
                 )
             )
         return hits

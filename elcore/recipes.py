@@ -92,17 +92,12 @@ def _webqsp(kit: Path) -> dict[str, Any]:
 
 def _wiki(kit: Path) -> dict[str, Any]:
     anchors = ["fewrel.jsonl", "bootleg.jsonl", "oke_train.jsonl"]
+    questions = _questions(kit)
     return {
-        **_questions(kit),
+        **questions,
         "train_data": [_kit(kit, "data", "anchors", name) for name in anchors],
         "output_dir": "runs/wiki",
-        "model": {
-            "max_context_length": 128,
-            "context_stride": 64,
-            "max_entity_length": ENTITY_WORDPIECES,
-            "entity_pooling": "mean",
-            "normalize_entities": True,
-        },
+        "model": {**questions["model"], "max_context_length": 128, "context_stride": 64},
         "batch_size": 32,
         "epochs": 1,
         "learning_rate": 3e-5,

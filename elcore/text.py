@@ -51,6 +51,7 @@ class Window:
     text_index: int
     token_start: int
     token_end: int
+    number: int = 0  # which window of its text (0-based, in text order)
 
     @property
     def num_tokens(self) -> int:
@@ -108,10 +109,11 @@ def make_windows(docs: Sequence[TokenizedText], window_size: int, stride: int) -
     windows = []
     for text_index, doc in enumerate(docs):
         n = len(doc)
-        start = 0
+        start = number = 0
         while start < n:
             end = min(n, start + capacity)
-            windows.append(Window(text_index, start, end))
+            windows.append(Window(text_index, start, end, number))
+            number += 1
             if end == n:
                 break
             start = _word_start_at_or_before(doc.word_starts, start + stride, floor=start + 1)

@@ -603,12 +603,12 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
     """
     config.validate()
     started = time.perf_counter()
-    index_url = config.index_url()
+    index_url, catalogue_url = config.index_url(), config.catalogue_url()
     fmt, units = plan_units(config)
     job = {
         "stage": "link-corpus",
         "model": model_fingerprint(config.model),
-        "catalogue": config.catalogue_url(),
+        "catalogue": catalogue_url,
         "index": fs.fingerprint(fs.read_bytes(fs.join(index_url, "index.json"))),
         "inputs": [pair for unit in units for pair in zip(unit["files"], unit["sizes"], strict=True)],
         "format": fmt,
@@ -641,7 +641,7 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
         CorpusLinker,
         fn_constructor_kwargs={
             "model_dir": config.model,
-            "catalogue": config.catalogue_url(),
+            "catalogue": catalogue_url,
             "index": index_url,
             "shards": shards,
             "batch_size": config.batch_size,

@@ -31,6 +31,8 @@ def test_windows_cover_every_token_and_start_on_words(tokenizer):
         covered.update(range(w.token_start, w.token_end))
     assert covered == set(range(len(docs[0])))
     assert [w.text_index for w in windows if w.text_index != 0] == [2]  # empty text: no window
+    assert [w.number for w in long_windows] == list(range(len(long_windows)))  # numbered per text
+    assert [w.number for w in windows if w.text_index == 2] == [0]
 
 
 def test_collate_masks_and_char_spans(tokenizer):
