@@ -41,13 +41,23 @@ class SearchResult(NamedTuple):
     ids: np.ndarray  # int64 [n, k]
 
 
+class IvfPqLayout(NamedTuple):
+    """An IVF-PQ index's shape: lists, sub-quantizers (code bytes at 8 bits), bits per code, and the
+    dims an OPQ rotation maps to (0: no rotation)."""
+
+    nlist: int
+    m: int
+    bits: int
+    rotated_dim: int
+
+
 class IndexKind(str, Enum):
     FLAT = "flat"  # exact, float32 (IndexFlatIP)
     FLAT_FP16 = "flat-fp16"  # exact search over float16 storage (scalar quantizer fp16)
     SQ8 = "sq8"  # 8-bit scalar quantizer, trained
     HNSW = "hnsw"  # HNSW graph over float32 vectors
     IVFPQ = "ivfpq"  # inverted lists + product quantizer, trained; nlist/m chosen from n and dim
-    COMPACT = "compact"  # <= 128 bytes/entity at 384 dims: OPQ rotation, inverted lists, 8-bit PQ codes
+    COMPACT = "compact"  # <= 128 bytes/entity: OPQ rotation, inverted lists, as many 8-bit PQ codes as fit
 
 
 # `compact` visits this share of its lists: entity vectors are not well clustered, so the nearest entity
@@ -55,6 +65,39 @@ class IndexKind(str, Enum):
 COMPACT_PROBE_SHARE = 0.3
 # Training points for 8-bit (256-centroid) codebooks at faiss' 39 points per centroid.
 _FULL_CODEBOOK_SAMPLE = 256 * 39
+# `compact`'s budget: codes + 8-byte ids + its share of the centroids, rotation and codebooks.
+COMPACT_BYTES_PER_ENTITY = 128
+
+
+def compact_bytes_per_entity(dim: int, ntotal: int, nlist: int, m: int, rotated_dim: int) -> float:
+    """Bytes per entity of an IVF-PQ index with 8-bit codes (faiss' serialized size, to within a byte):
+    codes, ids, and the float32 coarse centroids, OPQ matrix and PQ codebooks shared by `ntotal`."""
+    space = rotated_dim or dim
+    shared = 4 * space * (nlist + 256 + (dim if rotated_dim else 0))
+    return m + 8 + shared / max(1, ntotal)
+
+
+def _sub_quantizer_choices(dim: int, *, rotate: bool, most: int) -> list[int]:
+    """Sub-quantizer counts of >= 2 dims each, at most `most`: divisors of dim, and with a rotation that
+    pads to a multiple of m also multiples of 8."""
+    top = max(1, min(most, dim // 2))
+    return [m for m in range(1, top + 1) if dim % m == 0 or (rotate and m % 8 == 0)]
+
+
+def _compact_sub_quantizers(dim: int, ntotal: int, nlist: int, rotate: bool) -> int:
+    """The most sub-quantizers that keep `compact` within `COMPACT_BYTES_PER_ENTITY`.
+
+    Below ~100k entities (384 dims) the shared tables alone outgrow the budget; the codes and ids then
+    take it all.
+    """
+    budget = COMPACT_BYTES_PER_ENTITY
+    choices = _sub_quantizer_choices(dim, rotate=rotate, most=budget)
+
+    def size(m: int) -> float:
+        return compact_bytes_per_entity(dim, ntotal, nlist, m, m * math.ceil(dim / m) if rotate else 0)
+
+    fitting = [m for m in choices if size(m) <= budget] or [m for m in choices if m + 8 <= budget]
+    return max(fitting or choices[:1])
 
 
 @dataclass(frozen=True)
@@ -115,11 +158,12 @@ class IndexSpec:
         if self.kind is IndexKind.HNSW:
             return f"HNSW{self.hnsw_m},Flat"
         if self.kind in (IndexKind.IVFPQ, IndexKind.COMPACT):
-            nlist, m, bits = self.ivfpq_params(dim, ntotal)
-            # compact's OPQ rotation learns 8-bit codebooks: only from a sample big enough for them
-            rotate = self.kind is IndexKind.COMPACT and self.sample_size(ntotal) >= _FULL_CODEBOOK_SAMPLE
-            rotation = f"OPQ{m}," if rotate else ""
-            return f"{rotation}IVF{nlist},PQ{m}x{bits}"
+            layout = self.ivfpq_layout(dim, ntotal)
+            rotation = ""
+            if layout.rotated_dim:
+                padded = f"_{layout.rotated_dim}" if layout.rotated_dim != dim else ""
+                rotation = f"OPQ{layout.m}{padded},"
+            return f"{rotation}IVF{layout.nlist},PQ{layout.m}x{layout.bits}"
         return str(self.kind)
 
     def sample_size(self, ntotal: int) -> int:
@@ -134,22 +178,31 @@ class IndexSpec:
             return max(1, math.ceil(COMPACT_PROBE_SHARE * nlist))
         return min(16, nlist)
 
-    def ivfpq_params(self, dim: int, ntotal: int) -> tuple[int, int, int]:
-        """(nlist, m, bits): ~4 sqrt(n) lists (`compact`: 2 sqrt(n), so its centroids stay small beside
-        the codes) with >= 39 training points each; the largest m dividing dim with at most 64
-        sub-quantizers (`compact`: 96, so 96-byte codes + 8-byte ids at 384 dims) of >= 2 dims; 8-bit
-        codes once the sample allows 256 centroids."""
+    def ivfpq_layout(self, dim: int, ntotal: int) -> IvfPqLayout:
+        """The `ivfpq` and `compact` presets' parameters for `ntotal` vectors of `dim` dimensions.
+
+        Lists: ~4 sqrt(n) (`compact`: 2 sqrt(n), so its centroids stay small beside the codes) with >= 39
+        training points each. Codes: 8 bits once the sample allows 256 centroids per sub-quantizer.
+        Sub-quantizers: `ivfpq` takes the largest divisor of dim up to 64; `compact` takes as many as fit
+        `COMPACT_BYTES_PER_ENTITY` with the ids, centroids and rotation (`compact_bytes_per_entity`), and
+        learns an OPQ rotation when the sample is big enough for 8-bit codebooks; the rotation maps to
+        `m * ceil(dim / m)` dims, so m need not divide dim (384 dims: 112 sub-quantizers over 448).
+        """
         compact = self.kind is IndexKind.COMPACT
         n_train = self.sample_size(ntotal)
+        full_codebooks = n_train >= _FULL_CODEBOOK_SAMPLE
         nlist = self.nlist or max(1, min(int((2 if compact else 4) * math.sqrt(ntotal)), n_train // 39))
-        most = 96 if compact else 64
-        m = self.pq_m or max(d for d in range(1, max(1, min(most, dim // 2)) + 1) if dim % d == 0)
-        bits = self.pq_bits or (
-            8 if n_train >= _FULL_CODEBOOK_SAMPLE else int(np.clip(np.log2(n_train / 16), 4, 8))
-        )
-        if dim % m:
+        bits = self.pq_bits or (8 if full_codebooks else int(np.clip(np.log2(n_train / 16), 4, 8)))
+        rotate = compact and full_codebooks
+        if self.pq_m:
+            m = self.pq_m
+        elif compact:
+            m = _compact_sub_quantizers(dim, ntotal, nlist, rotate)
+        else:
+            m = max(_sub_quantizer_choices(dim, rotate=False, most=64))
+        if not rotate and dim % m:
             raise ConfigError(f"IndexSpec.pq_m={m} must divide the vector dim {dim}")
-        return nlist, m, bits
+        return IvfPqLayout(nlist, m, bits, m * math.ceil(dim / m) if rotate else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "kind": self.kind_name}
@@ -439,7 +492,7 @@ def train_empty_index(vectors: np.ndarray, spec: IndexSpec, ntotal: int) -> byte
     if isinstance(ivfpq, faiss.IndexIVFPQ):
         ivfpq.do_polysemous_training = False  # polysemous codes are never searched here and cost minutes
         if spec.kind in (IndexKind.IVFPQ, IndexKind.COMPACT):
-            ivfpq.pq.cp.min_points_per_centroid = 16  # ivfpq_params picks bits for >= 16 points per centroid
+            ivfpq.pq.cp.min_points_per_centroid = 16  # ivfpq_layout picks bits for >= 16 points per centroid
     hnsw = getattr(concrete, "hnsw", None)
     if hnsw is not None:
         hnsw.efConstruction = spec.ef_construction

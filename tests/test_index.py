@@ -13,6 +13,7 @@ from elcore.index import (
     IndexSpec,
     SearchResult,
     ShardedIndex,
+    compact_bytes_per_entity,
     exact_search,
     load_index,
     shard_ranges,
@@ -184,10 +185,11 @@ def test_spec_presets_and_errors(data, tmp_path):
     assert IndexSpec("hnsw").kind is IndexKind.HNSW
     assert IndexSpec("ivfpq").factory_string(DIM, N) == "IVF51,PQ16x6"
     assert IndexSpec("ivfpq").factory_string(768, 1_000_000) == "IVF1680,PQ64x8"
-    # compact: 96-byte codes + 8-byte ids per entity at 384 dims; 30% of the lists searched
+    # compact: as many code bytes as fit 128 B/entity with ids, centroids and rotation; 30% of the lists
     compact = IndexSpec("compact")
-    assert compact.factory_string(384, 6_000_000) == "OPQ96,IVF1680,PQ96x8"
-    assert compact.factory_string(384, 126_534) == "OPQ96,IVF711,PQ96x8"
+    assert compact.factory_string(384, 6_000_000) == "OPQ112_448,IVF1680,PQ112x8"  # 120.7 B
+    assert compact.factory_string(384, 1_000_000) == "OPQ112_448,IVF1680,PQ112x8"  # 124.2 B
+    assert compact.factory_string(384, 126_534) == "OPQ96,IVF711,PQ96x8"  # 112 would take 136 B
     assert compact.factory_string(32, 2000) == "IVF51,PQ16x6"  # too few points to learn an OPQ rotation
     assert (compact.nprobe_for(1680), IndexSpec("ivfpq").nprobe_for(1680)) == (504, 16)
     assert IndexSpec("compact", nprobe=7).nprobe_for(1680) == 7
@@ -220,3 +222,20 @@ def test_bytes_per_entity_orders_storage(data):
     pq = FaissIndex.build(vectors, IndexSpec("ivfpq")).bytes_per_entity()
     assert flat == pytest.approx(4 * DIM, rel=0.05)
     assert pq < fp16 < flat
+
+
+def test_compact_size_estimate_matches_faiss():
+    """The budget rule's size estimate is faiss' serialized size, here with a rotation padding 8 -> 9 dims
+    (8 dims keep the OPQ training to seconds)."""
+    rng = np.random.default_rng(3)
+    dim = 8
+    vectors = rng.standard_normal((10_000, dim)).astype(np.float32)
+    spec = IndexSpec("compact", pq_m=3)
+    layout = spec.ivfpq_layout(dim, len(vectors))
+    assert spec.factory_string(dim, len(vectors)) == f"OPQ3_9,IVF{layout.nlist},PQ3x8"
+    index = FaissIndex.build(vectors, spec)
+    estimate = compact_bytes_per_entity(dim, len(vectors), layout.nlist, layout.m, layout.rotated_dim)
+    assert abs(index.bytes_per_entity() - estimate) < 1.0
+    queries = rng.standard_normal((100, dim)).astype(np.float32)
+    nearest = exact_search(vectors, queries, 1).ids[:, 0]
+    assert (index.search(queries, 10).ids == nearest[:, None]).any(axis=1).mean() > 0.8
