@@ -8,8 +8,8 @@ vectors of the index itself.
 
 - `recall@10`: |approximate top-10 ∩ exact top-10| / 10, averaged over queries (the strict measure).
 - `1-recall@10`: the share of queries whose exact nearest entity is in the approximate top-10 (faiss' R@10).
-- `compact` is the preset at <= 128 bytes/entity (`IndexSpec("compact")`: OPQ rotation + IVF + 96-byte PQ codes,
-  30% of the lists searched); `ivf-pq96` is IVF + PQ96 without OPQ (nprobe 64). `ivf-pca112-sq8` was the first
+- `compact` is the preset at <= 128 bytes/entity (`IndexSpec("compact")`: OPQ rotation + IVF + as many 8-bit PQ
+  codes as fit the budget, 112 at 1M-6M x 384 dims and 96 on the kit; 30% of the lists searched); `ivf-pq96` is IVF + PQ96 without OPQ (nprobe 64). `ivf-pca112-sq8` was the first
   candidate (PCA to 112 dims + SQ8): fine on the zero-mean synthetic data, useless on real vectors (faiss' PCA centres the
   data, which breaks inner-product rankings when the vectors share a large mean).
 - `bytes_per_entity`: the saved index (faiss codes, ids, graph) per entity; `with_rerank` adds the fp16

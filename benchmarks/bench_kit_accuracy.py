@@ -20,9 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, write_result  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import machine_info, write_result  # noqa: E402
 from elcore import settings  # noqa: E402
 from elcore.data import Example, read_examples, write_examples  # noqa: E402
 from elcore.evaluation import default_thresholds, evaluate_linker  # noqa: E402

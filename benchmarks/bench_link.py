@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, peak_rss_mib, write_result  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import machine_info, peak_rss_mib, write_result  # noqa: E402
 from elcore import settings  # noqa: E402
 from elcore.catalogue import EntityCatalogue  # noqa: E402
 from elcore.data import read_examples  # noqa: E402

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PeakMemory, write_result  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import PeakMemory, write_result  # noqa: E402
 from elcore.catalogue import EntityCatalogue  # noqa: E402
 from elcore.data import read_examples  # noqa: E402
 from elcore.recipes import parse_overrides, recipe_config, set_value  # noqa: E402
