@@ -16,7 +16,8 @@ vectors of the index itself.
   vectors the exact re-rank keeps beside it.
 
     python benchmarks/bench_index.py --sizes 1000000 6000000 --queries 500
-    python benchmarks/bench_index.py --kinds flat sq8 ivfpq compact --large-kinds compact --name index_compact
+    python benchmarks/bench_index.py --kinds sq8 ivf-pq96 compact --large-kinds compact --threads 1 --name index_compact
+    python benchmarks/bench_index.py --sizes 6000000 --no-real --large-kinds compact --probe-shares 0.05 0.1 0.2 0.3 0.5
 """
 
 from __future__ import annotations
@@ -101,19 +102,53 @@ def real_vectors(url: str | None, queries: int) -> tuple[np.ndarray, np.ndarray,
     )
 
 
-def measure(name: str, vectors: np.ndarray, queries: np.ndarray, truth, k: int = 10) -> dict:
+def recall(found, truth, k: int = 10) -> tuple[float, float]:
+    """(strict recall@k, 1-recall@k) of approximate results against the exact ones."""
+    overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(found.ids, truth.ids, strict=True)])
+    top1 = np.mean([t[0] in f for f, t in zip(found.ids, truth.ids, strict=True)])
+    return round(float(overlap), 4), round(float(top1), 4)
+
+
+def timed_search(index: FaissIndex, queries: np.ndarray, k: int = 10):
+    """(results, queries/s) after a warm-up."""
+    index.search(queries[:10], k)
+    started = time.perf_counter()
+    found = index.search(queries, k)
+    return found, round(len(queries) / (time.perf_counter() - started), 1)
+
+
+def probe_sweep(index: FaissIndex, queries: np.ndarray, truth, shares: list[float]) -> list[dict]:
+    """Recall and speed of the same trained IVF index at other shares of its lists visited."""
+    ivf = faiss.try_extract_index_ivf(index.index)
+    if ivf is None:
+        return []
+    rows = []
+    for share in shares:
+        ivf.nprobe = max(1, round(share * ivf.nlist))
+        found, qps = timed_search(index, queries)
+        strict, top1 = recall(found, truth)
+        rows.append(
+            {
+                "probe_share": share,
+                "nprobe": ivf.nprobe,
+                "recall@10": strict,
+                "1-recall@10": top1,
+                "queries_per_second": qps,
+            }
+        )
+        print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def measure(name: str, vectors: np.ndarray, queries: np.ndarray, truth, shares: list[float]) -> dict:
     spec = spec_for(name, len(vectors))
     started = time.perf_counter()
     index = FaissIndex.build(vectors, spec)
     build = time.perf_counter() - started
     codes = int(faiss.serialize_index(index.index).nbytes)
     rerank = 0 if index.rerank_vectors is None else index.rerank_vectors.nbytes
-    index.search(queries[:10], k)  # warm-up
-    started = time.perf_counter()
-    found = index.search(queries, k)
-    seconds = time.perf_counter() - started
-    overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(found.ids, truth.ids, strict=True)])
-    top1 = np.mean([t[0] in f for f, t in zip(found.ids, truth.ids, strict=True)])
+    found, qps = timed_search(index, queries)
+    strict, top1 = recall(found, truth)
     result = {
         "index": name,
         "factory": spec.factory_string(vectors.shape[1], len(vectors)),
@@ -121,11 +156,13 @@ def measure(name: str, vectors: np.ndarray, queries: np.ndarray, truth, k: int =
         "build_seconds": round(build, 2),
         "bytes_per_entity": round(codes / len(vectors), 1),
         "bytes_per_entity_with_rerank": round((codes + rerank) / len(vectors), 1),
-        "recall@10": round(float(overlap), 4),
-        "1-recall@10": round(float(top1), 4),
-        "queries_per_second": round(len(queries) / seconds, 1),
+        "recall@10": strict,
+        "1-recall@10": top1,
+        "queries_per_second": qps,
     }
     print(result, file=sys.stderr, flush=True)
+    if name == "compact" and shares:
+        result["probe_sweep"] = probe_sweep(index, queries, truth, shares)
     del index
     gc.collect()
     return result
@@ -148,6 +185,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--real", help="embeddings folder of real entity vectors (default: the cache's largest)")
     p.add_argument("--no-real", action="store_true")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--probe-shares",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also search compact at these shares of its lists",
+    )
     p.add_argument("--name", default="index")
     args = p.parse_args(argv)
     if args.threads:
@@ -177,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         truth = exact_search(vectors, queries, 10)
         exact_seconds = time.perf_counter() - started
         kinds = args.large_kinds if len(vectors) > args.large else args.kinds
-        rows = [measure(kind, vectors, queries, truth) for kind in kinds]
+        rows = [measure(kind, vectors, queries, truth, args.probe_shares) for kind in kinds]
         results.append(
             {
                 "data": label,
