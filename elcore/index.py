@@ -67,6 +67,7 @@ COMPACT_PROBE_SHARE = 0.3
 _FULL_CODEBOOK_SAMPLE = 256 * 39
 # `compact`'s budget: codes + 8-byte ids + its share of the centroids, rotation and codebooks.
 COMPACT_BYTES_PER_ENTITY = 128
+_COMPACT_MIN_CODE_BYTES = 64  # fewer code bytes lose too much recall to be worth the saving
 
 
 def compact_bytes_per_entity(dim: int, ntotal: int, nlist: int, m: int, rotated_dim: int) -> float:
@@ -84,19 +85,27 @@ def _sub_quantizer_choices(dim: int, *, rotate: bool, most: int) -> list[int]:
     return [m for m in range(1, top + 1) if dim % m == 0 or (rotate and m % 8 == 0)]
 
 
+def _rotated_dim(dim: int, m: int) -> int:
+    """The dims an OPQ rotation for m sub-quantizers maps `dim` to: the next multiple of m."""
+    return m * math.ceil(dim / m)
+
+
 def _compact_sub_quantizers(dim: int, ntotal: int, nlist: int, rotate: bool) -> int:
     """The most sub-quantizers that keep `compact` within `COMPACT_BYTES_PER_ENTITY`.
 
-    Below ~100k entities (384 dims) the shared tables alone outgrow the budget; the codes and ids then
-    take it all.
+    On small catalogues (under ~27k entities at 384 dims, more at larger dims) the shared tables would leave fewer than
+    `_COMPACT_MIN_CODE_BYTES` for the codes; there the codes and ids take the budget and the tables,
+    a few MB in all, are not counted.
     """
     budget = COMPACT_BYTES_PER_ENTITY
     choices = _sub_quantizer_choices(dim, rotate=rotate, most=budget)
 
     def size(m: int) -> float:
-        return compact_bytes_per_entity(dim, ntotal, nlist, m, m * math.ceil(dim / m) if rotate else 0)
+        return compact_bytes_per_entity(dim, ntotal, nlist, m, _rotated_dim(dim, m) if rotate else 0)
 
-    fitting = [m for m in choices if size(m) <= budget] or [m for m in choices if m + 8 <= budget]
+    fitting = [m for m in choices if size(m) <= budget]
+    if not fitting or max(fitting) < min(_COMPACT_MIN_CODE_BYTES, max(choices)):
+        fitting = [m for m in choices if m + 8 <= budget]
     return max(fitting or choices[:1])
 
 
@@ -202,7 +211,7 @@ class IndexSpec:
             m = max(_sub_quantizer_choices(dim, rotate=False, most=64))
         if not rotate and dim % m:
             raise ConfigError(f"IndexSpec.pq_m={m} must divide the vector dim {dim}")
-        return IvfPqLayout(nlist, m, bits, m * math.ceil(dim / m) if rotate else 0)
+        return IvfPqLayout(nlist, m, bits, _rotated_dim(dim, m) if rotate else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "kind": self.kind_name}

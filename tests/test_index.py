@@ -190,6 +190,8 @@ def test_spec_presets_and_errors(data, tmp_path):
     assert compact.factory_string(384, 6_000_000) == "OPQ112_448,IVF1680,PQ112x8"  # 120.7 B
     assert compact.factory_string(384, 1_000_000) == "OPQ112_448,IVF1680,PQ112x8"  # 124.2 B
     assert compact.factory_string(384, 126_534) == "OPQ96,IVF711,PQ96x8"  # 112 would take 136 B
+    # a small catalogue's shared tables would leave < 64 code bytes: the codes and ids take the budget
+    assert compact.factory_string(384, 10_000) == "OPQ120_480,IVF200,PQ120x8"
     assert compact.factory_string(32, 2000) == "IVF51,PQ16x6"  # too few points to learn an OPQ rotation
     assert (compact.nprobe_for(1680), IndexSpec("ivfpq").nprobe_for(1680)) == (504, 16)
     assert IndexSpec("compact", nprobe=7).nprobe_for(1680) == 7
