@@ -17,13 +17,12 @@ import argparse
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import machine_info, write_result  # noqa: E402
 from elcore import settings  # noqa: E402
-from elcore.data import Example, read_examples, write_examples  # noqa: E402
+from elcore.data import read_examples, write_examples  # noqa: E402
 from elcore.evaluation import default_thresholds, evaluate_linker  # noqa: E402
 from elcore.linker import Linker  # noqa: E402
 from elcore.recipes import parse_overrides, recipe_config, set_value  # noqa: E402
@@ -36,35 +35,6 @@ def spanned_only(url: str, out: Path) -> str:
     examples = [e for e in read_examples(url) if e.mentions and all(m.has_span for m in e.mentions)]
     write_examples(str(out), examples)
     return str(out)
-
-
-def error_analysis(linker: Linker, examples: list[Example]) -> dict:
-    """Why each spanned gold mention was not strongly matched."""
-    reasons: Counter = Counter()
-    links_per_example = linker.link([e.text for e in examples])
-    catalogue = linker.catalogue
-    for example, links in zip(examples, links_per_example, strict=True):
-        for mention in example.mentions:
-            if not mention.has_span:
-                continue
-            row = int(catalogue.lookup([mention.entity])[0])
-            text = "with_text" if row >= 0 and catalogue.has_text([row])[0] else "without_text"
-            if row < 0:
-                reasons["gold_not_in_catalogue"] += 1
-                continue
-            exact = [x for x in links if (x.start, x.end) == (mention.start, mention.end)]
-            overlapping = [x for x in links if x.start < mention.end and mention.start < x.end]
-            if exact and exact[0].entity_row == row:
-                reasons[f"correct/{text}"] += 1
-            elif not overlapping:
-                reasons[f"mention_missed/{text}"] += 1
-            elif any(x.entity_row == row for x in overlapping):
-                reasons[f"span_boundary_wrong/{text}"] += 1
-            elif any(c.entity_row == row for x in overlapping for c in x.candidates):
-                reasons[f"wrong_entity_gold_in_top_k/{text}"] += 1
-            else:
-                reasons[f"gold_not_retrieved/{text}"] += 1
-    return dict(sorted(reasons.items()))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -120,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
             "metrics": report["metrics"],
             "timing": report["timing"],
             "best_threshold_on_this_set": report["best_threshold"],
-            "errors": error_analysis(linker, examples),
+            "errors": report["errors"],
         }
         print(name, {k: report["metrics"][k]["f1"] for k in ("strong", "weak", "entity")}, flush=True)
     if summary:

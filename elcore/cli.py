@@ -140,7 +140,8 @@ def evaluate(
     from .metrics import format_table, plot_sweep
 
     started = time.perf_counter()
-    linker = _linker(model, catalogue, index, batch_size, threshold=threshold)
+    # 10 candidates per link tell a wrong entity with the gold among them from one not retrieved
+    linker = _linker(model, catalogue, index, batch_size, candidates=10, threshold=threshold)
     load_seconds = time.perf_counter() - started
     reports = {}
     for url in data:
@@ -150,6 +151,7 @@ def evaluate(
         reports[url] = report
         typer.echo(f"== {url} ({len(examples)} examples, threshold {report['threshold']})")
         typer.echo(format_table(report["metrics"]))
+        typer.echo("errors: " + ", ".join(f"{reason} {count}" for reason, count in report["errors"].items()))
         typer.echo(f"load {load_seconds:.1f}s, link {report['timing']['link_seconds']:.1f}s")
         if sweep_thresholds:
             typer.echo("threshold  strong_f1  weak_f1  entity_f1")

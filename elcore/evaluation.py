@@ -10,12 +10,14 @@ filter and greedy overlap resolution, so a sweep costs no extra encoder passes.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 
+from .catalogue import EntityCatalogue
 from .data import Example
-from .linker import Linker
+from .linker import Link, Linker
 from .metrics import best_threshold, evaluate, predictions_from_links, sweep_thresholds
 
 
@@ -31,8 +33,8 @@ def evaluate_linker(
 ) -> dict:
     """Metrics at `linker.config.threshold`, the sweep rows and the best threshold when asked.
 
-    Returns a JSON-serialisable dict with `metrics`, `timing` (link seconds, texts/s), and when
-    `sweep` is given, `sweep` rows and `best_threshold`.
+    Returns a JSON-serialisable dict with `metrics`, `errors` (`error_breakdown` at the threshold),
+    `timing` (link seconds, texts/s), and when `sweep` is given, `sweep` rows and `best_threshold`.
     """
     threshold = linker.config.threshold
     lowest = min([threshold, *(sweep or [])])
@@ -44,10 +46,12 @@ def evaluate_linker(
         return predictions_from_links(Linker.resolve(links, t))
 
     has_text = _has_text_lookup(linker)
-    predictions = [resolve(c, threshold) for c in candidates]
+    links = [Linker.resolve(c, threshold) for c in candidates]
+    predictions = [predictions_from_links(x) for x in links]
     report: dict = {
         "threshold": threshold,
         "metrics": evaluate(examples, predictions, entity_has_text=has_text),
+        "errors": error_breakdown(examples, links, linker.catalogue),
         "timing": {
             "link_seconds": round(link_seconds, 3),
             "texts_per_second": round(len(examples) / max(link_seconds, 1e-9), 2),
@@ -59,6 +63,43 @@ def evaluate_linker(
         report["best_threshold"] = best_threshold(rows, metric=select_by)
         report["selected_by"] = select_by
     return report
+
+
+def error_breakdown(
+    examples: Sequence[Example], links: Sequence[Sequence[Link]], catalogue: EntityCatalogue
+) -> dict[str, int]:
+    """What became of each gold mention with a span, split by whether its entity has description text.
+
+    `correct` (same span, same entity); `span_boundary_wrong` (the entity linked on an overlapping
+    span); `wrong_entity_gold_in_top_k` / `gold_not_retrieved` (an overlapping link to another
+    entity, with the gold among its `candidates` or not; `wrong_entity` when the linker attached no
+    candidates); `mention_missed` (no overlapping link); `gold_not_in_catalogue`.
+    """
+    reasons: Counter = Counter()
+    for example, found in zip(examples, links, strict=True):
+        for mention in example.mentions:
+            if not mention.has_span:
+                continue
+            row = int(catalogue.lookup([mention.entity])[0])
+            if row < 0:
+                reasons["gold_not_in_catalogue"] += 1
+                continue
+            text = "with_text" if catalogue.has_text([row])[0] else "without_text"
+            overlapping = [x for x in found if x.start < mention.end and mention.start < x.end]
+            if any((x.start, x.end, x.entity_row) == (mention.start, mention.end, row) for x in overlapping):
+                reason = "correct"
+            elif not overlapping:
+                reason = "mention_missed"
+            elif any(x.entity_row == row for x in overlapping):
+                reason = "span_boundary_wrong"
+            elif not any(x.candidates for x in overlapping):
+                reason = "wrong_entity"
+            elif any(c.entity_row == row for x in overlapping for c in x.candidates):
+                reason = "wrong_entity_gold_in_top_k"
+            else:
+                reason = "gold_not_retrieved"
+            reasons[f"{reason}/{text}"] += 1
+    return dict(sorted(reasons.items()))
 
 
 def _has_text_lookup(linker: Linker):

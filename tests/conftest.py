@@ -70,7 +70,13 @@ def tiny_model(tiny_base_dir):
 
 
 ENTITY_RECORDS = [
-    {"id": "Q90", "qid": "Q90", "title": "Paris", "text": "capital city of france", "aliases": ["city of light"]},
+    {
+        "id": "Q90",
+        "qid": "Q90",
+        "title": "Paris",
+        "text": "capital city of france",
+        "aliases": ["city of light"],
+    },
     {"id": "Q142", "qid": "Q142", "title": "France", "text": "country in europe", "aliases": []},
     {"id": "Q64", "qid": "Q64", "title": "Berlin", "text": "capital of germany", "aliases": []},
     {"id": "Q183", "qid": "Q183", "title": "Germany", "text": "country", "aliases": []},
@@ -78,7 +84,13 @@ ENTITY_RECORDS = [
     {"id": "Q373895", "qid": "Q373895", "title": "Betty White", "text": "actress", "aliases": []},
     {"id": "Q2001", "qid": "Q2001", "title": "Stanley Kubrick", "text": "film director", "aliases": []},
     {"id": "Q937", "qid": "Q937", "title": "Albert Einstein", "text": "physicist", "aliases": []},
-    {"id": "Q76", "qid": "Q76", "title": "Barack Obama", "text": "president of the united states", "aliases": []},
+    {
+        "id": "Q76",
+        "qid": "Q76",
+        "title": "Barack Obama",
+        "text": "president of the united states",
+        "aliases": [],
+    },
     {"id": "enwiki:jaguar", "qid": None, "title": "Jaguar", "text": "animal", "aliases": []},
 ]
 

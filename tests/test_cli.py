@@ -108,5 +108,6 @@ def test_evaluate_writes_report_and_sweep_plot(linker_dir, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())[str(tmp_path / "dev.jsonl")]
     assert {"strong", "weak", "entity", "counts"} <= set(report["metrics"])
     assert report["metrics"]["counts"]["gold_with_span"] == 1
+    assert sum(report["errors"].values()) == 1  # the one spanned gold mention, accounted for
     assert "best_threshold" in report and report["timing"]["load_seconds"] >= 0
     assert list(tmp_path.glob("report-*.png"))
