@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from .catalogue import EntityCatalogue
 from .data import Example
 from .linker import Link, Linker
-from .metrics import best_threshold, evaluate, predictions_from_links, sweep_thresholds
+from .metrics import Prediction, best_threshold, evaluate, predictions_from_links, sweep_thresholds
 
 
 def default_thresholds() -> list[float]:
     return [round(float(t), 2) for t in np.arange(-8.0, 0.01, 0.25)]
+
+
+def resolve_predictions(candidates: Sequence[Link], threshold: float) -> list[Prediction]:
+    """The predictions a linker makes from one text's candidates at `threshold`."""
+    return predictions_from_links(Linker.resolve(candidates, threshold))
 
 
 def evaluate_linker(
@@ -42,12 +47,9 @@ def evaluate_linker(
     candidates = linker.link_candidates([e.text for e in examples], mention_threshold=lowest)
     link_seconds = time.perf_counter() - started
 
-    def resolve(links, t):
-        return predictions_from_links(Linker.resolve(links, t))
-
-    has_text = _has_text_lookup(linker)
     links = [Linker.resolve(c, threshold) for c in candidates]
     predictions = [predictions_from_links(x) for x in links]
+    has_text = entity_text_lookup(linker.catalogue, examples, predictions)
     report: dict = {
         "threshold": threshold,
         "metrics": evaluate(examples, predictions, entity_has_text=has_text),
@@ -58,7 +60,7 @@ def evaluate_linker(
         },
     }
     if sweep:
-        rows = sweep_thresholds(examples, candidates, list(sweep), resolve)
+        rows = sweep_thresholds(examples, candidates, list(sweep), resolve_predictions)
         report["sweep"] = rows
         report["best_threshold"] = best_threshold(rows, metric=select_by)
         report["selected_by"] = select_by
@@ -75,16 +77,18 @@ def error_breakdown(
     entity, with the gold among its `candidates` or not; `wrong_entity` when the linker attached no
     candidates); `mention_missed` (no overlapping link); `gold_not_in_catalogue`.
     """
+    spanned = [m for e in examples for m in e.mentions if m.has_span]
+    gold = _rows_with_text(catalogue, [m.entity for m in spanned])
     reasons: Counter = Counter()
     for example, found in zip(examples, links, strict=True):
         for mention in example.mentions:
             if not mention.has_span:
                 continue
-            row = int(catalogue.lookup([mention.entity])[0])
+            row, has_text = gold[mention.entity]
             if row < 0:
                 reasons["gold_not_in_catalogue"] += 1
                 continue
-            text = "with_text" if catalogue.has_text([row])[0] else "without_text"
+            text = "with_text" if has_text else "without_text"
             overlapping = [x for x in found if x.start < mention.end and mention.start < x.end]
             if any((x.start, x.end, x.entity_row) == (mention.start, mention.end, row) for x in overlapping):
                 reason = "correct"
@@ -102,11 +106,22 @@ def error_breakdown(
     return dict(sorted(reasons.items()))
 
 
-def _has_text_lookup(linker: Linker):
-    """Whether an entity key (QID or catalogue id) has description text in the catalogue."""
+def entity_text_lookup(
+    catalogue: EntityCatalogue, examples: Sequence[Example], predictions: Sequence[Sequence[Prediction]]
+) -> Callable[[str], bool]:
+    """`evaluate`'s `entity_has_text` for these gold and predicted entities, looked up in one batch
+    (a catalogue look-up costs ~8 ms on 126k entities, whatever the number of keys)."""
+    keys = [m.entity for e in examples for m in e.mentions] + [p.entity for ps in predictions for p in ps]
+    found = _rows_with_text(catalogue, keys)
+    return lambda key: found[key][1]
 
-    def has_text(key: str) -> bool:
-        row = int(linker.catalogue.lookup([key])[0])
-        return row >= 0 and bool(linker.catalogue.has_text([row])[0])
 
-    return has_text
+def _rows_with_text(catalogue: EntityCatalogue, keys: Sequence[str]) -> dict[str, tuple[int, bool]]:
+    """Catalogue row (-1 when absent) and has-text flag of each entity key (id or QID)."""
+    unique = sorted(set(keys))
+    rows = catalogue.lookup(unique)
+    has_text = np.zeros(len(unique), dtype=bool)
+    known = rows >= 0
+    if known.any():
+        has_text[known] = catalogue.has_text(rows[known])
+    return {key: (int(row), bool(text)) for key, row, text in zip(unique, rows, has_text, strict=True)}

@@ -41,10 +41,10 @@ from .data import Example, read_examples
 from .embeddings import cache_url
 from .encoding import catalogue_vectors, encode_entities, store_catalogue_vectors
 from .errors import ConfigError
-from .evaluation import _has_text_lookup, default_thresholds
+from .evaluation import default_thresholds, entity_text_lookup, resolve_predictions
 from .index import EntityIndex, FaissIndex, IndexSpec, shard_ranges
 from .linker import Linker
-from .metrics import best_threshold, evaluate, predictions_from_links, sweep_thresholds
+from .metrics import best_threshold, evaluate, sweep_thresholds
 from .model import ElqModel
 from .spans import span_means
 from .text import Window, collate_windows
@@ -464,13 +464,10 @@ def evaluate_dev(
     link_seconds = time.perf_counter() - started
     model.train(was_training)
 
-    def resolve(links, threshold):
-        return predictions_from_links(Linker.resolve(links, threshold))
-
-    rows = sweep_thresholds(pooled, candidates, thresholds, resolve)
+    rows = sweep_thresholds(pooled, candidates, thresholds, resolve_predictions)
     best = best_threshold(rows, metric=config.select_by)
     row = next(r for r in rows if r["threshold"] == best)
-    has_text = _has_text_lookup(linker)
+    predictions = [resolve_predictions(c, best) for c in candidates]
     report: dict = {
         "dev_best_threshold": best,
         "dev_weak_f1": row["weak_f1"],
@@ -478,14 +475,15 @@ def evaluate_dev(
         "dev_entity_f1": row["entity_f1"],
         "dev_link_seconds": round(link_seconds, 2),
         "dev_sweep": rows,
-        "dev_metrics": evaluate(pooled, [resolve(c, best) for c in candidates], entity_has_text=has_text),
+        "dev_metrics": evaluate(
+            pooled, predictions, entity_has_text=entity_text_lookup(catalogue, pooled, predictions)
+        ),
     }
     if len(sets) > 1:
         lo = 0
         for name, group in sets.items():
-            part = candidates[lo : lo + len(group)]
+            metrics = evaluate(group, predictions[lo : lo + len(group)])
             lo += len(group)
-            metrics = evaluate(group, [resolve(c, best) for c in part])
             for kind in ("weak", "strong", "entity"):
                 report[f"dev_{name}_{kind}_f1"] = metrics[kind]["f1"]
     return report
