@@ -9,8 +9,9 @@ vectors of the index itself.
 - `recall@10`: |approximate top-10 ∩ exact top-10| / 10, averaged over queries (the strict measure).
 - `1-recall@10`: the share of queries whose exact nearest entity is in the approximate top-10 (faiss' R@10).
 - `compact` is the preset at <= 128 bytes/entity (`IndexSpec("compact")`: OPQ rotation + IVF + as many 8-bit PQ
-  codes as fit the budget, 112 at 1M-6M x 384 dims and 96 on the kit; 30% of the lists searched); `ivf-pq96` is IVF + PQ96 without OPQ (nprobe 64). `ivf-pca112-sq8` was the first
-  candidate (PCA to 112 dims + SQ8): fine on the zero-mean synthetic data, useless on real vectors (faiss' PCA centres the
+  codes as fit the budget, 112 at 1M-6M x 384 dims and 96 on the kit; 30% of the lists searched); `compact-fs`
+  the same layout as twice as many 4-bit fast-scan codes (exploratory); `ivf-pq96` is IVF + PQ96 without OPQ
+  (nprobe 64). `ivf-pca112-sq8` was the first candidate (PCA to 112 dims + SQ8): fine on the zero-mean synthetic data, useless on real vectors (faiss' PCA centres the
   data, which breaks inner-product rankings when the vectors share a large mean).
 - `bytes_per_entity`: the saved index (faiss codes, ids, graph) per entity; `with_rerank` adds the fp16
   vectors the exact re-rank keeps beside it.
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import sys
 import time
 from pathlib import Path
@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import machine_info, peak_rss_mib, write_result  # noqa: E402
-from elcore.index import COMPACT_PROBE_SHARE, FaissIndex, IndexSpec, exact_search  # noqa: E402
+from elcore.index import FaissIndex, IndexSpec, exact_search  # noqa: E402
 
 
 def spec_for(name: str, n: int) -> IndexSpec:
@@ -64,7 +64,7 @@ def compact_fast_scan(n: int, dim: int = 384) -> IndexSpec:
     layout = IndexSpec("compact").ivfpq_layout(dim, n)
     m = 2 * layout.m
     factory = f"OPQ{m}_{layout.rotated_dim or dim},IVF{layout.nlist},PQ{m}x4fs"
-    return IndexSpec(factory, nprobe=math.ceil(COMPACT_PROBE_SHARE * layout.nlist))
+    return IndexSpec(factory, nprobe=IndexSpec("compact").nprobe_for(layout.nlist))
 
 
 def synthetic(

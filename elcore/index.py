@@ -93,9 +93,9 @@ def _rotated_dim(dim: int, m: int) -> int:
 def _compact_sub_quantizers(dim: int, ntotal: int, nlist: int, rotate: bool) -> int:
     """The most sub-quantizers that keep `compact` within `COMPACT_BYTES_PER_ENTITY`.
 
-    On small catalogues (under ~27k entities at 384 dims, more at larger dims) the shared tables would leave fewer than
-    `_COMPACT_MIN_CODE_BYTES` for the codes; there the codes and ids take the budget and the tables,
-    a few MB in all, are not counted.
+    On small catalogues (under ~27k entities at 384 dims, more at larger dims) the shared tables would
+    leave fewer than `_COMPACT_MIN_CODE_BYTES` for the codes; there the codes and ids take the budget
+    and the tables, a few MB in all, are not counted.
     """
     budget = COMPACT_BYTES_PER_ENTITY
     choices = _sub_quantizer_choices(dim, rotate=rotate, most=budget)
