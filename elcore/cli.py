@@ -35,7 +35,17 @@ CatalogueOpt = Annotated[
 IndexOpt = Annotated[str | None, typer.Option(help="index directory; default: the linker's own, else exact")]
 
 
-def _linker(model, catalogue, index, batch_size=32, candidates=0, **overrides):
+UsePriorsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--use-priors/--no-use-priors",
+        help="fused score (dense + alias-table priors + learned head) when the linker has them; "
+        "--no-use-priors = ELQ's dense score",
+    ),
+]
+
+
+def _linker(model, catalogue, index, batch_size=32, candidates=0, use_priors=None, **overrides):
     from .linker import Linker, require_default_linker
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -45,6 +55,7 @@ def _linker(model, catalogue, index, batch_size=32, candidates=0, **overrides):
         index=index,
         batch_size=batch_size,
         num_candidates=candidates,
+        use_priors=use_priors,
         **overrides,
     )
 
@@ -75,7 +86,10 @@ def link(
     model: ModelOpt = None,
     catalogue: CatalogueOpt = None,
     index: IndexOpt = None,
-    threshold: Annotated[float | None, typer.Option(help="joint score threshold")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="link score threshold (default: the linker's tuned one)")
+    ] = None,
+    use_priors: UsePriorsOpt = None,
     top_k_mentions: Annotated[int | None, typer.Option(help="spans kept per window")] = None,
     top_k_entities: Annotated[int | None, typer.Option(help="entities retrieved per span")] = None,
     window: Annotated[int | None, typer.Option(help="wordpieces per window (<= 512)")] = None,
@@ -90,6 +104,7 @@ def link(
         index,
         batch_size,
         candidates,
+        use_priors,
         threshold=threshold,
         top_k_mentions=top_k_mentions,
         top_k_entities=top_k_entities,
@@ -128,6 +143,7 @@ def evaluate(
         bool, typer.Option(help="P/R/F1 per threshold, a PNG plot and the best")
     ] = False,
     threshold: float | None = None,
+    use_priors: UsePriorsOpt = None,
     batch_size: int = 32,
     limit: Annotated[int | None, typer.Option(help="first N examples of each file")] = None,
 ) -> None:
@@ -141,12 +157,13 @@ def evaluate(
 
     started = time.perf_counter()
     # 10 candidates per link tell a wrong entity with the gold among them from one not retrieved
-    linker = _linker(model, catalogue, index, batch_size, candidates=10, threshold=threshold)
+    linker = _linker(model, catalogue, index, batch_size, 10, use_priors, threshold=threshold)
     load_seconds = time.perf_counter() - started
     reports = {}
     for url in data:
         examples = read_examples(url, limit=limit)
-        report = evaluate_linker(linker, examples, sweep=default_thresholds() if sweep_thresholds else None)
+        sweep = default_thresholds(fused=linker.fused) if sweep_thresholds else None
+        report = evaluate_linker(linker, examples, sweep=sweep)
         report["timing"]["load_seconds"] = round(load_seconds, 3)
         reports[url] = report
         typer.echo(f"== {url} ({len(examples)} examples, threshold {report['threshold']})")

@@ -21,7 +21,10 @@ from .linker import Link, Linker
 from .metrics import Prediction, best_threshold, evaluate, predictions_from_links, sweep_thresholds
 
 
-def default_thresholds() -> list[float]:
+def default_thresholds(fused: bool = False) -> list[float]:
+    """Thresholds to sweep: ELQ joint scores -8..0, or for a fused linker log p from p = 0.05 to 0.95."""
+    if fused:
+        return [round(float(np.log(p)), 3) for p in np.arange(0.05, 0.96, 0.05)]
     return [round(float(t), 2) for t in np.arange(-8.0, 0.01, 0.25)]
 
 
@@ -36,12 +39,12 @@ def evaluate_linker(
     sweep: Sequence[float] | None = None,
     select_by: str = "weak_f1",
 ) -> dict:
-    """Metrics at `linker.config.threshold`, the sweep rows and the best threshold when asked.
+    """Metrics at `linker.threshold`, the sweep rows and the best threshold when asked.
 
     Returns a JSON-serialisable dict with `metrics`, `errors` (`error_breakdown` at the threshold),
     `timing` (link seconds, texts/s), and when `sweep` is given, `sweep` rows and `best_threshold`.
     """
-    threshold = linker.config.threshold
+    threshold = linker.threshold
     lowest = min([threshold, *(sweep or [])])
     started = time.perf_counter()
     candidates = linker.link_candidates([e.text for e in examples], mention_threshold=lowest)

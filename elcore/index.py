@@ -244,6 +244,12 @@ class EntityIndex(abc.ABC):
         """Top-k entities per query row (float32 [n, dim], converted if needed)."""
 
     @abc.abstractmethod
+    def score_ids(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Inner product of query row i with each entity `ids[i, j]` (-inf where the id is -1), as the
+        index scores them (reconstructed vectors for compressed codes): scores for candidates that
+        did not come from `search`, e.g. the prior table's."""
+
+    @abc.abstractmethod
     def save(self, url: str) -> None:
         """Write `index.json` and the shard files under directory `url` (local or fsspec)."""
 
@@ -367,6 +373,25 @@ class FaissIndex(EntityIndex):
             scores = _exact_scores(self.rerank_vectors, queries, ids)
         return _top_k(scores, ids, k)
 
+    def score_ids(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        queries = _as_queries(queries, self.dim, 1)
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.rerank_vectors is not None:
+            return _exact_scores(self.rerank_vectors, queries, ids)
+        wanted = np.unique(ids[ids >= 0])
+        if not len(wanted):
+            return np.full(ids.shape, -np.inf, dtype=np.float32)
+        table = self._reconstruct(wanted)  # [len(wanted), dim], row r = entity wanted[r]
+        where = np.searchsorted(wanted, np.maximum(ids, 0))
+        return _exact_scores(table, queries, np.where(ids >= 0, where, -1))
+
+    def _reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None and not getattr(self, "_direct_map", False):
+            ivf.make_direct_map()  # IVF codes are found by id only through a direct map
+            self._direct_map = True
+        return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+
     def save(self, url: str) -> None:
         write_shard(url, 0, self)
         _write_manifest(url, "faiss", self.spec, self.dim, [self.ntotal], self.metadata)
@@ -448,6 +473,16 @@ class ShardedIndex(EntityIndex):
             axis=1,
         )
         return _top_k(scores, ids, k)
+
+    def score_ids(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+        for shard, (start, end) in zip(self.shards, self.ranges, strict=True):
+            mine = (ids >= start) & (ids < end)
+            if mine.any():
+                local = shard.score_ids(queries, np.where(mine, ids - start, -1))
+                scores = np.where(mine, local, scores)
+        return scores
 
     def save(self, url: str) -> None:
         for number, shard in enumerate(self.shards):

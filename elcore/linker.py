@@ -27,11 +27,13 @@ import torch.nn.functional as F
 from . import fs, settings
 from .catalogue import EntityCatalogue
 from .encoding import catalogue_vectors
-from .errors import IndexMismatchError, ModelNotFoundError
+from .errors import ConfigError, IndexMismatchError, ModelNotFoundError
+from .fusion import FUSION_DIR, FusionHead, candidate_features, fuse_candidates
 from .index import EntityIndex, FaissIndex, IndexSpec, load_index
 from .model import ElqConfig, ElqModel
+from .priors import PRIORS_FILE, MentionCounts, PriorTable, text_key
 from .spans import select_spans, span_mask, span_means, span_scores, top_spans
-from .text import TokenizedText, Window, char_span, collate_windows, make_windows, tokenize
+from .text import TokenizedText, Window, WindowBatch, char_span, collate_windows, make_windows, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ class _SpanHit:
     entity_scores: np.ndarray
     joint_scores: np.ndarray
     window: int
+    features: np.ndarray | None = None  # [C, F] fused-candidate features, aligned with rows (training)
 
     @property
     def score(self) -> float:
@@ -110,6 +113,10 @@ class Linker:
         index: inner-product index over the catalogue's entity vectors.
         batch_size: windows per encoder call.
         num_candidates: alternatives attached to each link (0 = none).
+        priors: the alias table; with `fusion`, spans found in it are candidates too and every span's
+            dense top-k is joined by its surface's prior entities (see `elcore.fusion`).
+        fusion: the learned head that scores fused candidates.
+        use_priors: link with priors + head (default: when both are given); False = ELQ's dense score.
     """
 
     def __init__(
@@ -120,6 +127,9 @@ class Linker:
         batch_size: int = 32,
         num_candidates: int = 0,
         device: str | None = None,
+        priors: PriorTable | None = None,
+        fusion: FusionHead | None = None,
+        use_priors: bool | None = None,
     ) -> None:
         if index.ntotal != len(catalogue):
             raise IndexMismatchError(
@@ -132,10 +142,34 @@ class Linker:
         self.index = index
         self.batch_size = batch_size
         self.num_candidates = num_candidates
+        if priors is not None:
+            priors.check_catalogue(catalogue)
+        self.priors, self.fusion = priors, fusion
+        self.use_priors = (priors is not None and fusion is not None) if use_priors is None else use_priors
+        if self.use_priors and priors is None:
+            raise ConfigError("use_priors needs a prior table (priors.parquet in the linker directory)")
+        self._has_text: np.ndarray | None = None
 
     @property
     def config(self) -> ElqConfig:
         return self.model.config
+
+    @property
+    def fused(self) -> bool:
+        """True when links are scored by the fusion head over dense + prior candidates."""
+        return self.use_priors and self.fusion is not None
+
+    @property
+    def threshold(self) -> float:
+        """The link threshold of the active score: the head's tuned one when fused, else ELQ's."""
+        return self.fusion.config.threshold if self.fused else self.config.threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        if self.fused:
+            self.fusion.config.threshold = float(value)
+        else:
+            self.model.config = self.config.replace(threshold=float(value))
 
     # ----------------------------------------------------------------- loading and saving
     @classmethod
@@ -147,13 +181,17 @@ class Linker:
         batch_size: int = 32,
         num_candidates: int = 0,
         device: str | None = None,
+        use_priors: bool | None = None,
         **overrides,
     ) -> Linker:
-        """Load a linker directory (model + `catalogue.parquet` + `index/`), or a bare model dir
-        with a catalogue (the entity vectors are then encoded, or read from the cache, and an exact
-        index is built). `overrides` replace inference settings of the model config
-        (threshold, top_k_mentions, top_k_entities, max_context_length, context_stride, ...)."""
+        """Load a linker directory (model + `catalogue.parquet` + `index/` [+ `priors.parquet` +
+        `fusion/`]), or a bare model dir with a catalogue (the entity vectors are then encoded, or
+        read from the cache, and an exact index is built). `overrides` replace inference settings
+        of the model config (threshold, top_k_mentions, top_k_entities, max_context_length,
+        context_stride, ...); `threshold` applies to the active score (fused or dense).
+        `use_priors=False` links with ELQ's dense score even when priors are saved."""
         model = ElqModel.from_pretrained(model_dir)
+        threshold = overrides.pop("threshold", None)
         if overrides:
             model.config = model.config.replace(**overrides)
         if catalogue is None:
@@ -168,21 +206,41 @@ class Linker:
             index = load_index(index)
         if index is None:
             index = FaissIndex.build(catalogue_vectors(model, catalogue), IndexSpec())
-        return cls(
-            model, catalogue, index, batch_size=batch_size, num_candidates=num_candidates, device=device
+        priors = fusion = None
+        if use_priors is not False and fs.exists(fs.join(model_dir, PRIORS_FILE)):
+            priors = PriorTable.load(fs.join(model_dir, PRIORS_FILE))
+            if fs.exists(fs.join(model_dir, FUSION_DIR)):
+                fusion = FusionHead.load(fs.join(model_dir, FUSION_DIR))
+        linker = cls(
+            model,
+            catalogue,
+            index,
+            batch_size=batch_size,
+            num_candidates=num_candidates,
+            device=device,
+            priors=priors,
+            fusion=fusion,
+            use_priors=use_priors,
         )
+        if threshold is not None:
+            linker.threshold = threshold
+        return linker
 
     def save_pretrained(self, linker_dir: str) -> None:
-        """Write the model, the catalogue and the index into one directory."""
+        """Write the model, the catalogue, the index, and the priors and head when present."""
         self.model.save_pretrained(linker_dir)
         self.catalogue.save(fs.join(linker_dir, CATALOGUE_FILE))
         self.index.save(fs.join(linker_dir, INDEX_DIR))
+        if self.priors is not None:
+            self.priors.save(fs.join(linker_dir, PRIORS_FILE))
+        if self.fusion is not None:
+            self.fusion.save(fs.join(linker_dir, FUSION_DIR))
 
     # ----------------------------------------------------------------- linking
     def link(self, texts: Sequence[str]) -> list[list[Link]]:
-        """Links of each text, sorted by start; `config.threshold` applies."""
+        """Links of each text, sorted by start; `self.threshold` applies."""
         hits = self._span_hits(texts, self.config.effective_mention_threshold)
-        resolved = [select_spans(h, self.config.threshold) for h in hits]
+        resolved = [select_spans(h, self.threshold) for h in hits]
         return self._to_links(texts, resolved)
 
     def link_candidates(self, texts: Sequence[str], mention_threshold: float = -math.inf) -> list[list[Link]]:
@@ -197,22 +255,39 @@ class Linker:
         return select_spans(candidates, threshold)
 
     @torch.inference_mode()
-    def _span_hits(self, texts: Sequence[str], mention_threshold: float) -> list[list[_SpanHit]]:
-        """Scored spans per text, one per distinct character span (best over windows)."""
+    def _span_hits(
+        self,
+        texts: Sequence[str],
+        mention_threshold: float,
+        own_counts: Sequence[MentionCounts] | None = None,
+        with_features: bool = False,
+    ) -> list[list[_SpanHit]]:
+        """Scored spans per text, one per distinct character span (best over windows).
+
+        `own_counts` (training the fusion head): what each text contributed to the prior table, taken
+        out of its features; `with_features` keeps each hit's candidate features.
+        """
         config = self.config
         docs = tokenize(self.model.tokenizer, texts)
         windows = make_windows(docs, config.max_context_length, config.context_stride)
         windows.sort(key=lambda w: w.num_tokens, reverse=True)
         best: list[dict[tuple[int, int], _SpanHit]] = [{} for _ in texts]
         for lo in range(0, len(windows), self.batch_size):
-            for hit in self._score_windows(docs, windows[lo : lo + self.batch_size], mention_threshold):
+            chunk = windows[lo : lo + self.batch_size]
+            for hit in self._score_windows(texts, docs, chunk, mention_threshold, own_counts, with_features):
                 seen = best[hit.text_index].get((hit.start, hit.end))
                 if seen is None or hit.score > seen.score:
                     best[hit.text_index][(hit.start, hit.end)] = hit
         return [sorted(b.values(), key=lambda h: (h.start, h.end)) for b in best]
 
     def _score_windows(
-        self, docs: list[TokenizedText], windows: list[Window], mention_threshold: float
+        self,
+        texts: Sequence[str],
+        docs: list[TokenizedText],
+        windows: list[Window],
+        mention_threshold: float,
+        own_counts: Sequence[MentionCounts] | None = None,
+        with_features: bool = False,
     ) -> list[_SpanHit]:
         config, device = self.config, self.model.device
         batch = collate_windows(self.model.tokenizer, docs, windows)
@@ -228,19 +303,58 @@ class Linker:
         logits = span_scores(start, end, inside, valid)
         # log-sigmoid is monotonic, so the top-k by logit are the top-k by log-sigmoid.
         b_idx, first, last, span_logits = top_spans(logits, config.top_k_mentions)
-        mention_scores = F.logsigmoid(span_logits.float())
-        keep = mention_scores > mention_threshold
-        b_idx, first, last, mention_scores = b_idx[keep], first[keep], last[keep], mention_scores[keep]
+        keep = F.logsigmoid(span_logits.float()) > mention_threshold
+        b_idx, first, last = b_idx[keep].cpu(), first[keep].cpu(), last[keep].cpu()
+        searched = torch.ones(len(b_idx), dtype=torch.bool)
+        if self.use_priors:
+            b_idx, first, last, searched, positions, keys = self._add_alias_spans(
+                texts, docs, batch, valid, b_idx, first, last
+            )
         if len(b_idx) == 0:
             return []
-        vectors = span_means(hidden, b_idx, first, last).float().cpu().numpy()
-        found = self.index.search(vectors, config.top_k_entities)
-        entity_scores = torch.from_numpy(found.scores)
-        joint = F.log_softmax(entity_scores, dim=1) + mention_scores.cpu().unsqueeze(1)
-        joint = joint.nan_to_num(nan=-math.inf)  # rows padded with -inf when the index is tiny
-        joint, order = joint.sort(dim=1, descending=True)
-        rows = np.take_along_axis(found.ids, order.numpy(), axis=1)
-        entity_scores = np.take_along_axis(found.scores, order.numpy(), axis=1)
+        mention_scores = F.logsigmoid(logits[b_idx, first, last - first].float()).cpu()
+        vectors = (
+            span_means(hidden, b_idx.to(device), first.to(device), last.to(device)).float().cpu().numpy()
+        )
+        k = config.top_k_entities
+        rows = np.full((len(b_idx), k), -1, dtype=np.int64)
+        entity_scores = np.full((len(b_idx), k), -np.inf, dtype=np.float32)
+        if searched.any():
+            found = self.index.search(vectors[searched.numpy()], k)
+            rows[searched.numpy()], entity_scores[searched.numpy()] = found.ids, found.scores
+        features = None
+        if self.use_priors:
+            own = (
+                None
+                if own_counts is None
+                else [own_counts[batch.windows[b].text_index] for b in b_idx.tolist()]
+            )
+            rows, entity_scores, joint, features = self._fused_scores(
+                texts,
+                docs,
+                batch,
+                b_idx,
+                first,
+                last,
+                vectors,
+                rows,
+                entity_scores,
+                mention_scores,
+                positions,
+                keys,
+                own,
+            )
+        else:
+            joint = (
+                F.log_softmax(torch.from_numpy(entity_scores), dim=1) + mention_scores.unsqueeze(1)
+            ).numpy()
+        joint = np.nan_to_num(joint, nan=-np.inf)  # rows padded with -inf when the index is tiny
+        order = np.argsort(-joint, axis=1, kind="stable")
+        joint = np.take_along_axis(joint, order, axis=1)
+        rows = np.take_along_axis(rows, order, axis=1)
+        entity_scores = np.take_along_axis(entity_scores, order, axis=1)
+        if features is not None:
+            features = np.take_along_axis(features, order[..., None], axis=1)
         hits = []
         for n, (b, i, j) in enumerate(zip(b_idx.tolist(), first.tolist(), last.tolist(), strict=True)):
             window = batch.windows[b]
@@ -253,11 +367,102 @@ class Linker:
                     float(mention_scores[n]),
                     rows[n],
                     entity_scores[n],
-                    joint[n].numpy(),
+                    joint[n],
                     window.number,
+                    features[n] if with_features and features is not None else None,
                 )
             )
         return hits
+
+    def _add_alias_spans(
+        self,
+        texts: Sequence[str],
+        docs: list[TokenizedText],
+        batch: WindowBatch,
+        valid: torch.Tensor,
+        b_idx: torch.Tensor,
+        first: torch.Tensor,
+        last: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+        """The mention head's spans plus every valid span whose text the prior table knows.
+
+        Returns `(b, first, last, searched, positions, keys)`: `searched` marks the mention head's
+        spans (they get a dense search); the others are scored against their prior entities only.
+        """
+        vb, vi, vw = (t.cpu() for t in valid.nonzero(as_tuple=True))
+        vj = vi + vw
+        keys = np.zeros(len(vb), dtype=np.uint64)
+        for n, (b, i, j) in enumerate(zip(vb.tolist(), vi.tolist(), vj.tolist(), strict=True)):
+            window = batch.windows[b]
+            s, e = char_span(docs[window.text_index], window, i, j)
+            keys[n] = text_key(texts[window.text_index][s:e])
+        positions = self.priors.find_keys(keys)
+        width = valid.shape[2]
+        flat = (vb * valid.shape[1] + vi) * width + vw
+        head_flat = (b_idx * valid.shape[1] + first) * width + (last - first)
+        in_head = torch.from_numpy(np.isin(flat.numpy(), head_flat.numpy()))
+        extra = torch.from_numpy(positions >= 0) & ~in_head
+        lookup = dict(zip(flat.tolist(), range(len(flat)), strict=True))
+        head_at = np.array([lookup[f] for f in head_flat.tolist()], dtype=np.int64)
+        extra_at = np.flatnonzero(extra.numpy())
+        at = np.concatenate([head_at, extra_at])
+        searched = torch.zeros(len(at), dtype=torch.bool)
+        searched[: len(head_at)] = True
+        return vb[at], vi[at], vj[at], searched, positions[at], keys[at]
+
+    def _fused_scores(
+        self,
+        texts: Sequence[str],
+        docs: list[TokenizedText],
+        batch: WindowBatch,
+        b_idx: torch.Tensor,
+        first: torch.Tensor,
+        last: torch.Tensor,
+        vectors: np.ndarray,
+        dense_rows: np.ndarray,
+        dense_scores: np.ndarray,
+        mention_scores: torch.Tensor,
+        positions: np.ndarray,
+        keys: np.ndarray,
+        own: Sequence[MentionCounts] | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Dense top-k UNION prior entities per span, their features and fused log-probabilities."""
+        top = self.fusion.config.prior_candidates if self.fusion is not None else 10
+        fused = fuse_candidates(dense_rows, dense_scores, positions, keys, self.priors, top, own)
+        missing = (fused.rows >= 0) & ~fused.in_dense
+        if missing.any():
+            rescored = self.index.score_ids(vectors, np.where(missing, fused.rows, -1))
+            fused.dense_scores[missing] = rescored[missing]
+        words = batch.word_start_mask.cumsum(dim=1)
+        b, i, j = b_idx, first, last
+        span_words = (words[b, j] - words[b, i] + 1).numpy().astype(np.float32)
+        capitalized = np.zeros(len(b), dtype=np.float32)
+        for n, (bb, ii) in enumerate(zip(b.tolist(), i.tolist(), strict=True)):
+            window = batch.windows[bb]
+            s, _ = char_span(docs[window.text_index], window, ii, ii)
+            capitalized[n] = texts[window.text_index][s : s + 1].isupper()
+        features = candidate_features(
+            fused,
+            mention_scores.numpy(),
+            span_words,
+            capitalized,
+            positions >= 0,
+            self.priors,
+            self.entity_has_text,
+        )
+        if self.fusion is not None:
+            joint = self.fusion.log_probs(features)
+        else:  # collecting training features: any order will do
+            joint = np.broadcast_to(mention_scores.numpy()[:, None], fused.rows.shape).copy()
+        joint = np.where(fused.rows >= 0, joint, -np.inf).astype(np.float32)
+        return fused.rows, fused.dense_scores, joint, features
+
+    @property
+    def entity_has_text(self) -> np.ndarray:
+        """Whether each catalogue row has description text (computed once)."""
+        if self._has_text is None:
+            self._has_text = self.catalogue.has_text(np.arange(len(self.catalogue)))
+        return self._has_text
 
     def _to_links(self, texts: Sequence[str], hits: list[list[_SpanHit]]) -> list[list[Link]]:
         """Attach catalogue fields (one batched look-up for all rows needed)."""

@@ -1,0 +1,185 @@
+"""The hybrid linker on the kit: priors + fused candidates + learned head over a trained dense model.
+
+    python benchmarks/bench_hybrid.py --dense-model runs/kit-frozen-unit/best   # or train it first:
+    python benchmarks/bench_kit_accuracy.py --recipe frozen-entities --epochs 1 \
+        --set max_train_examples=13000 --output-dir runs/kit-frozen-unit
+
+Builds the prior table from the catalogue and the kit's *training* files, fits the fusion head on a
+sample of them (leave-one-out counts), tunes the link threshold on webqsp/dev + mintaka/dev, and
+reports on each dev set, against the full 126,534-entity catalogue with the same index:
+
+- `fused` (the hybrid linker), `dense` (ELQ's score, same model and index, `use_priors=False`) and
+  `priors` (the alias-table baseline: longest n-gram over the prior table, most-mentioned entity;
+  no learning): entity, weak and strong P/R/F1 and the error breakdown;
+- link throughput of fused vs dense at batch 64 on questions and on ~300-word documents.
+
+Writes `benchmarks/results/<name>.json` and saves the hybrid linker to `--output` (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.bench_link import documents  # noqa: E402
+from benchmarks.common import machine_info, peak_rss_mib, write_result  # noqa: E402
+from elcore import settings  # noqa: E402
+from elcore.data import Example, read_examples  # noqa: E402
+from elcore.evaluation import default_thresholds, evaluate_linker  # noqa: E402
+from elcore.fusion import FusionConfig  # noqa: E402
+from elcore.hybrid import HybridConfig, fit_hybrid  # noqa: E402
+from elcore.linker import Linker  # noqa: E402
+from elcore.metrics import Prediction, evaluate  # noqa: E402
+from elcore.priors import PriorTable, normalize_surface  # noqa: E402
+
+PRIOR_FILES = (
+    "webqsp/train",
+    "elq_webqsp_span_sample/train",
+    "simplequestions/train",
+    "graphquestions/train",
+    "anchors/fewrel",
+    "anchors/bootleg",
+    "anchors/oke_train",
+)
+HEAD_SAMPLE = {
+    "webqsp/train": 0,
+    "elq_webqsp_span_sample/train": 0,
+    "simplequestions/train": 3000,
+    "anchors/fewrel": 2000,
+    "anchors/bootleg": 0,
+    "anchors/oke_train": 0,
+}
+DEV_SETS = ("webqsp/dev", "mintaka/dev")
+
+
+def alias_baseline(
+    priors: PriorTable, catalogue, examples: list[Example], max_words: int = 8
+) -> list[list[Prediction]]:
+    """Longest n-gram match over the prior table, left to right; the surface's most mentioned entity."""
+    out = []
+    for example in examples:
+        words = [(m.start(), m.end()) for m in re.finditer(r"\w+(?:[-'.]\w+)*", example.text)]
+        links, i = [], 0
+        while i < len(words):
+            for n in range(min(max_words, len(words) - i), 0, -1):
+                start, end = words[i][0], words[i + n - 1][1]
+                surface = example.text[start:end]
+                pos = int(priors.find([surface])[0]) if normalize_surface(surface) else -1
+                if pos >= 0:
+                    row = int(priors.candidates(pos, top=1).rows[0])
+                    links.append((start, end, row))
+                    i += n
+                    break
+            else:
+                i += 1
+        keys = catalogue.rows([r for _, _, r in links]) if links else []
+        out.append(
+            [Prediction(s, e, k["qid"] or k["id"], 0.0) for (s, e, _), k in zip(links, keys, strict=True)]
+        )
+    return out
+
+
+def throughput(linker: Linker, texts: list[str], batch_size: int = 64) -> float:
+    started = time.perf_counter()
+    for lo in range(0, len(texts), batch_size):
+        linker.link(texts[lo : lo + batch_size])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dense-model", default="runs/kit-frozen-unit/best")
+    parser.add_argument("--output", default="runs/hybrid")
+    parser.add_argument(
+        "--index", default=None, help="index directory (default: exact over the cached vectors)"
+    )
+    parser.add_argument("--hidden-size", type=int, default=32)
+    parser.add_argument("--prior-candidates", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--select-by", default="weak_f1")
+    parser.add_argument("--throughput-texts", type=int, default=256)
+    parser.add_argument("--name", default="hybrid")
+    args = parser.parse_args(argv)
+    machine = machine_info()
+    settings.hf_offline()
+    kit = settings.kit_dir()
+    data = lambda name: str(kit / "data" / f"{name}.jsonl")  # noqa: E731
+
+    started = time.perf_counter()
+    linker = Linker.from_pretrained(
+        args.dense_model, catalogue=str(kit / "catalogue/entities.jsonl"), index=args.index, num_candidates=10
+    )
+    load_seconds = time.perf_counter() - started
+    dense_threshold = linker.config.threshold
+    dev = {name: read_examples(data(name)) for name in DEV_SETS}
+    config = HybridConfig(
+        prior_data=[data(n) for n in PRIOR_FILES],
+        head_data=[(data(n), k) for n, k in HEAD_SAMPLE.items()],
+        fusion=FusionConfig(hidden_size=args.hidden_size, prior_candidates=args.prior_candidates),
+        epochs=args.epochs,
+    )
+    fit = fit_hybrid(
+        linker, config, dev=[e for name in DEV_SETS for e in dev[name]], select_by=args.select_by
+    )
+    print("fit", fit, flush=True)
+    linker.save_pretrained(args.output)
+
+    results: dict = {
+        "fit": fit,
+        "dense_threshold": dense_threshold,
+        "load_seconds": round(load_seconds, 1),
+        "sets": {},
+    }
+    for name, examples in dev.items():
+        row: dict = {}
+        for mode in ("fused", "dense"):
+            linker.use_priors = mode == "fused"
+            report = evaluate_linker(linker, examples, sweep=default_thresholds(fused=linker.fused))
+            row[mode] = {
+                "threshold": report["threshold"],
+                "metrics": {k: report["metrics"][k] for k in ("strong", "weak", "entity")},
+                "best_threshold_on_this_set": report["best_threshold"],
+                "errors": report["errors"],
+                "texts_per_second": report["timing"]["texts_per_second"],
+            }
+        baseline = evaluate(examples, alias_baseline(linker.priors, linker.catalogue, examples))
+        row["priors"] = {"metrics": {k: baseline[k] for k in ("strong", "weak", "entity")}}
+        results["sets"][name] = row
+        print(
+            name,
+            {
+                m: {k: round(v["metrics"][k]["f1"], 3) for k in ("entity", "weak", "strong")}
+                for m, v in row.items()
+            },
+            flush=True,
+        )
+
+    questions = [e.text for e in dev["webqsp/dev"]][: args.throughput_texts]
+    docs = documents(linker.catalogue, 32)
+    speed: dict = {}
+    for mode in ("dense", "fused"):
+        linker.use_priors = mode == "fused"
+        speed[mode] = {
+            "questions_per_second": round(throughput(linker, questions), 2),
+            "documents_per_second": round(throughput(linker, docs), 3),
+        }
+    speed["fused_over_dense_time"] = {
+        kind: round(speed["dense"][f"{kind}_per_second"] / speed["fused"][f"{kind}_per_second"], 3)
+        for kind in ("questions", "documents")
+    }
+    results["throughput_batch_64"] = speed
+    results["peak_rss_mib"] = peak_rss_mib()
+    results["torch_threads"] = torch.get_num_threads()
+    return write_result(args.name, vars(args), results, machine)
+
+
+if __name__ == "__main__":
+    main()

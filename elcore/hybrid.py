@@ -1,0 +1,146 @@
+"""The hybrid linker: a trained dense ELQ model + the prior table + a fusion head fitted on training data.
+
+    >>> linker = Linker.from_pretrained("runs/frozen/best", catalogue="entities.jsonl")
+    >>> summary = fit_hybrid(linker, HybridConfig(prior_data=[...], head_data=[...]), dev=dev_examples)
+    >>> linker.save_pretrained("runs/hybrid")        # + priors.parquet + fusion/
+
+Steps: (1) the prior table from the catalogue's names and the gold spans of *all* training files
+(never a dev split); (2) the linker proposes fused candidates on a sample of the training texts,
+with each text's own counts taken out of its features (leave-one-out), and every candidate is
+labelled 1 when its span and entity are exactly a gold mention's; (3) the head fits those labels;
+(4) the link threshold is swept on dev (when given) and kept with the head.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import Example, read_examples
+from .fusion import FusionConfig, train_head
+from .linker import Linker
+from .priors import MentionCounts, PriorTable, example_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HybridConfig:
+    """What the priors and the fusion head learn from.
+
+    Attributes:
+        prior_data: training files whose gold spans become mention counts (train splits only).
+        head_data: `(file, max_examples)` the head is fitted on (sampled; a subset of `prior_data`, so
+            leave-one-out applies).
+        anchor_counts: an `anchors.parquet` written by `elq kb build` (surface, entity, count), optional.
+        fusion: the head's shape and its prior candidates per span.
+        epochs: passes of the head over its rows.
+        seed: sampling and initialisation.
+    """
+
+    prior_data: list[str] = field(default_factory=list)
+    head_data: list[tuple[str, int]] = field(default_factory=list)
+    anchor_counts: str | None = None
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    epochs: int = 30
+    seed: int = 0
+
+
+def fit_hybrid(
+    linker: Linker,
+    config: HybridConfig,
+    dev: Sequence[Example] = (),
+    thresholds: Sequence[float] | None = None,
+    select_by: str = "weak_f1",
+) -> dict:
+    """Build the priors, fit the head and (with `dev`) tune its threshold; the linker is fused after."""
+    started = time.perf_counter()
+    examples_by_file = {url: read_examples(url) for url in config.prior_data}
+    anchors = None
+    if config.anchor_counts:
+        import pyarrow.parquet as pq
+
+        from . import fs
+
+        filesystem, path = fs.arrow_filesystem(config.anchor_counts)
+        anchors = pq.read_table(path, filesystem=filesystem)
+    all_examples = [e for examples in examples_by_file.values() for e in examples]
+    priors = PriorTable.build(linker.catalogue, all_examples, anchors, sources=list(config.prior_data))
+    log.info("prior table: %d surfaces, %d pairs", len(priors), priors.num_pairs)
+
+    rng = random.Random(config.seed)
+    head_examples: list[Example] = []
+    for url, limit in config.head_data:
+        pool = examples_by_file.get(url)
+        if pool is None:
+            raise ValueError(f"head_data file {url} is not among prior_data (leave-one-out needs it there)")
+        pool = [e for e in pool if e.mentions]
+        head_examples += rng.sample(pool, min(limit, len(pool))) if limit else pool
+    linker.priors, linker.fusion, linker.use_priors = priors, None, True
+    features, labels = collect_training_rows(linker, head_examples)
+    head = train_head(features, labels, config.fusion, epochs=config.epochs, seed=config.seed)
+    linker.fusion = head
+    summary = {
+        "surfaces": len(priors),
+        "pairs": priors.num_pairs,
+        "head_examples": len(head_examples),
+        "head_rows": int(len(labels)),
+        "head_positives": int(labels.sum()),
+    }
+    if dev:
+        from .evaluation import default_thresholds, evaluate_linker
+
+        sweep = thresholds or default_thresholds(fused=True)
+        report = evaluate_linker(linker, dev, sweep=sweep, select_by=select_by)
+        linker.threshold = report["best_threshold"]
+        summary["threshold"] = report["best_threshold"]
+    head.config.training.update({k: v for k, v in summary.items() if k != "threshold"})
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    return summary
+
+
+def collect_training_rows(
+    linker: Linker, examples: Sequence[Example], batch: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and 0/1 labels of every fused candidate the linker proposes on `examples`.
+
+    Candidates whose entity is a gold entity without a span are left out (the gold only says it is
+    mentioned somewhere, so they are neither right nor wrong).
+    """
+    rows_of = example_rows(linker.catalogue, examples)
+    features, labels = [], []
+    done, started = 0, time.perf_counter()
+    for lo in range(0, len(examples), batch):
+        chunk = examples[lo : lo + batch]
+        own = [MentionCounts.of(e, r) for e, r in zip(chunk, rows_of[lo : lo + batch], strict=True)]
+        hits = linker._span_hits(
+            [e.text for e in chunk], linker.config.effective_mention_threshold, own, True
+        )
+        for example, gold_rows, per_text in zip(chunk, rows_of[lo : lo + batch], hits, strict=True):
+            gold = {
+                (m.start, m.end): int(r)
+                for m, r in zip(example.mentions, gold_rows, strict=True)
+                if m.has_span
+            }
+            unspanned = {int(r) for m, r in zip(example.mentions, gold_rows, strict=True) if not m.has_span}
+            for hit in per_text:
+                valid = hit.rows >= 0
+                keep = valid & ~np.isin(hit.rows, list(unspanned))
+                want = gold.get((hit.start, hit.end), -2)
+                features.append(hit.features[keep])
+                labels.append((hit.rows[keep] == want).astype(np.float32))
+        done += len(chunk)
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        log.info(
+            "fusion rows: %d/%d texts (%.1f/s, ETA %.0f s)",
+            done,
+            len(examples),
+            rate,
+            (len(examples) - done) / rate,
+        )
+    return np.concatenate(features), np.concatenate(labels)

@@ -1,0 +1,75 @@
+import pytest
+
+from elcore.data import Example, GoldMention, write_examples
+from elcore.encoding import encode_entities
+from elcore.fusion import FusionConfig
+from elcore.hybrid import HybridConfig, collect_training_rows, fit_hybrid
+from elcore.index import FaissIndex, IndexSpec
+from elcore.linker import Linker
+
+TEXTS = ["who is betty white's husband?", "Paris is the capital of France.", "", "the city of light"]
+TRAIN = [
+    Example("1", "where is paris", (GoldMention(9, 14, "Q90"),)),
+    Example("2", "who is betty white", (GoldMention(7, 18, "Q373895"),)),
+    Example("3", "berlin and germany", (GoldMention(0, 6, "Q64"), GoldMention(11, 18, "Q183"))),
+    Example("4", "films of stanley kubrick", (GoldMention(9, 24, "Q2001"),)),
+    Example("5", "what did albert einstein find", (GoldMention(9, 24, "Q937"), GoldMention(None, None, "Q142"))),
+    Example("6", "london is in england", (GoldMention(0, 6, "Q84"),)),
+]
+
+
+def _tuples(links):
+    return [[(x.start, x.end, x.entity_id, round(x.score, 4)) for x in doc] for doc in links]
+
+
+@pytest.fixture()
+def dense(tiny_model, small_catalogue):
+    tiny_model.config = tiny_model.config.replace(threshold=-50.0)
+    vectors = encode_entities(tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False)
+    return Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec()), num_candidates=3)
+
+
+@pytest.fixture()
+def hybrid(dense, tmp_path):
+    before = _tuples(dense.link(TEXTS))
+    url = str(tmp_path / "train.jsonl")
+    write_examples(url, TRAIN)
+    config = HybridConfig(prior_data=[url], head_data=[(url, 0)], fusion=FusionConfig(hidden_size=4), epochs=5)
+    summary = fit_hybrid(dense, config, dev=TRAIN[:3])
+    assert summary["surfaces"] >= len(dense.catalogue) and summary["head_positives"] > 0
+    return dense, before
+
+
+def test_training_rows_label_exact_gold_spans(dense, tmp_path):
+    from elcore.priors import PriorTable
+
+    dense.priors, dense.use_priors = PriorTable.build(dense.catalogue, TRAIN), True
+    features, labels = collect_training_rows(dense, TRAIN)
+    assert features.shape[0] == labels.shape[0] > 0
+    # Every spanned gold is proposed (each is a catalogue title) and labelled once.
+    assert int(labels.sum()) == sum(m.has_span for e in TRAIN for m in e.mentions)
+
+
+def test_fused_links_use_prior_candidates(hybrid):
+    linker, _ = hybrid
+    assert linker.fused and linker.threshold == linker.fusion.config.threshold
+    links = linker.link(["the city of light"])[0]
+    # "city of light" is an alias of Paris: it is a candidate span even if the mention head never proposed it.
+    linker.num_candidates = 10
+    hits = linker.link_candidates(["the city of light"])[0]
+    city = [h for h in hits if h.mention == "city of light"]
+    assert city and "Q90" in [c.entity_id for c in city[0].candidates]
+    for link in links:
+        assert link.score <= 0.0 and link.candidates[0].entity_row == link.entity_row
+
+
+def test_switch_off_gives_the_dense_links(hybrid, tmp_path):
+    linker, before = hybrid
+    linker.save_pretrained(str(tmp_path / "hybrid"))
+    dense = Linker.from_pretrained(str(tmp_path / "hybrid"), num_candidates=3, use_priors=False)
+    assert not dense.fused and _tuples(dense.link(TEXTS)) == before
+    fused = Linker.from_pretrained(str(tmp_path / "hybrid"), num_candidates=3)
+    assert fused.fused and _tuples(fused.link(TEXTS)) == _tuples(linker.link(TEXTS))
+    assert fused.threshold == pytest.approx(linker.threshold)
+    lowered = Linker.from_pretrained(str(tmp_path / "hybrid"), threshold=-9.0)
+    assert lowered.threshold == -9.0 and lowered.config.threshold == -50.0

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from elcore.catalogue import EntityCatalogue
+from elcore.data import Example, GoldMention
+from elcore.errors import IndexMismatchError
+from elcore.priors import MentionCounts, PriorTable, example_rows, normalize_surface, surface_keys
+
+TRAIN = [
+    Example("t1", "who is paris hilton?", (GoldMention(7, 19, "Q47899"),)),
+    Example("t2", "flights to Paris", (GoldMention(11, 16, "Q90"),)),
+    Example("t3", "PARIS weather", (GoldMention(0, 5, "Q90"),)),
+    Example("t4", "no span here", (GoldMention(None, None, "Q90"),)),
+]
+
+
+@pytest.fixture()
+def catalogue():
+    return EntityCatalogue.from_records(
+        [
+            {"id": "Q90", "qid": "Q90", "title": "Paris", "text": "city", "aliases": ["City of Light"]},
+            {"id": "Q47899", "qid": "Q47899", "title": "Paris Hilton", "text": "", "aliases": []},
+            {"id": "Q167646", "qid": "Q167646", "title": "Paris (mythology)", "text": "", "aliases": []},
+            {"id": "Q142", "qid": "Q142", "title": "France", "text": "", "aliases": []},
+        ]
+    )
+
+
+def test_normalisation_ignores_case_accents_and_punctuation():
+    assert normalize_surface("  Beyoncé   Knowles-Carter ") == "beyonce knowles carter"
+    assert normalize_surface("U.S.") == normalize_surface("u s") == "u s"
+    assert normalize_surface("...") == ""
+    keys = surface_keys(["Paris", "PARIS", "paris!", "Pâris", "Berlin", ""])
+    assert len(set(keys[:4].tolist())) == 1 and keys[4] != keys[0] and keys[5] == 0
+
+
+def test_build_counts_names_and_training_spans(catalogue):
+    table = PriorTable.build(catalogue, TRAIN)
+    paris = table.candidates(int(table.find(["paris"])[0]))
+    # "paris" is Paris's title, the bare title of Paris (mythology), and two training mentions of Q90.
+    assert paris.rows.tolist() == [0, 2] and paris.counts.tolist() == [2, 0]
+    assert paris.is_title.tolist() == [True, False] and paris.is_alias.tolist() == [False, True]
+    assert table.surface_totals[table.find(["Paris"])[0]] == 2
+    assert table.candidates(int(table.find(["city of light"])[0])).rows.tolist() == [0]
+    assert table.find(["Paris Hilton", "nowhere", ""]).tolist()[1:] == [-1, -1]
+    assert table.entity_counts.tolist() == [2, 1, 0, 0]
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_save_and_load_round_trip(catalogue, tmp_path, where):
+    url = str(tmp_path / "priors.parquet") if where == "local" else "memory://priors/p.parquet"
+    table = PriorTable.build(catalogue, TRAIN, sources=["train.jsonl"])
+    table.save(url)
+    loaded = PriorTable.load(url, with_surfaces=True)
+    for name in ("surface_keys", "offsets", "rows", "counts", "is_title", "is_alias", "entity_counts"):
+        assert np.array_equal(getattr(loaded, name), getattr(table, name)), name
+    assert loaded.metadata["example_sources"] == ["train.jsonl"]
+    assert "paris hilton" in loaded.surfaces.to_pylist()
+    loaded.check_catalogue(catalogue)
+
+
+def test_a_table_refuses_another_catalogue(catalogue):
+    table = PriorTable.build(catalogue, TRAIN)
+    other = EntityCatalogue.from_records([{"id": "Q1", "title": "Universe"}])
+    with pytest.raises(IndexMismatchError, match="prior table was built for a catalogue of 4"):
+        table.check_catalogue(other)
+
+
+def test_catalogue_without_aliases_or_training_data(catalogue):
+    bare = EntityCatalogue.from_records([{"id": "Q142", "title": "France"}, {"id": "Q64", "title": "Berlin"}])
+    table = PriorTable.build(bare)
+    assert len(table) == 2 and table.counts.sum() == 0
+    assert table.candidates(int(table.find(["berlin"])[0])).rows.tolist() == [1]
+
+
+def test_leave_one_out_counts_are_what_an_example_contributed(catalogue):
+    rows = example_rows(catalogue, TRAIN)
+    own = [MentionCounts.of(e, r) for e, r in zip(TRAIN, rows, strict=True)]
+    key = int(surface_keys(["paris"])[0])
+    assert own[1].pairs == {(key, 0): 1} and own[2].pairs == {(key, 0): 1}
+    assert own[3].pairs == {}  # a gold without a span contributed nothing
