@@ -5,7 +5,7 @@
         --set max_train_examples=13000 --output-dir runs/kit-frozen-unit
 
 Builds the prior table from the catalogue and the kit's *training* files, fits the fusion head on a
-sample of them (leave-one-out counts), tunes the link threshold on webqsp/dev + mintaka/dev, and
+sample of them (leave-one-out counts; both as the `hybrid` recipe says), tunes the link threshold on webqsp/dev + mintaka/dev, and
 reports on each dev set, against the full 126,534-entity catalogue with the same index:
 
 - `fused` (the hybrid linker), `dense` (ELQ's score, same model and index, `use_priors=False`) and
@@ -37,24 +37,8 @@ from elcore.hybrid import HybridConfig, fit_hybrid  # noqa: E402
 from elcore.linker import Linker  # noqa: E402
 from elcore.metrics import Prediction, evaluate  # noqa: E402
 from elcore.priors import PriorTable, normalize_surface  # noqa: E402
+from elcore.recipes import recipe_config  # noqa: E402
 
-PRIOR_FILES = (
-    "webqsp/train",
-    "elq_webqsp_span_sample/train",
-    "simplequestions/train",
-    "graphquestions/train",
-    "anchors/fewrel",
-    "anchors/bootleg",
-    "anchors/oke_train",
-)
-HEAD_SAMPLE = {
-    "webqsp/train": 0,
-    "elq_webqsp_span_sample/train": 0,
-    "simplequestions/train": 3000,
-    "anchors/fewrel": 2000,
-    "anchors/bootleg": 0,
-    "anchors/oke_train": 0,
-}
 DEV_SETS = ("webqsp/dev", "mintaka/dev")
 
 
@@ -120,12 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
     load_seconds = time.perf_counter() - started
     dense_threshold = linker.config.threshold
     dev = {name: read_examples(data(name)) for name in DEV_SETS}
-    config = HybridConfig(
-        prior_data=[data(n) for n in PRIOR_FILES],
-        head_data=[(data(n), k) for n, k in HEAD_SAMPLE.items()],
-        fusion=FusionConfig(hidden_size=args.hidden_size, prior_candidates=args.prior_candidates),
-        epochs=args.epochs,
-    )
+    config = HybridConfig.from_dict(recipe_config("hybrid")["hybrid"])  # the recipe's priors and head data
+    config.fusion = FusionConfig(hidden_size=args.hidden_size, prior_candidates=args.prior_candidates)
+    config.epochs = args.epochs
     fit = fit_hybrid(
         linker, config, dev=[e for name in DEV_SETS for e in dev[name]], select_by=args.select_by
     )

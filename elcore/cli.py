@@ -98,6 +98,20 @@ def link(
     candidates: Annotated[int, typer.Option(help="alternative entities per link")] = 0,
 ) -> None:
     """Link texts: arguments (JSON out), `-i` (interactive), or `--input/--output` jsonl files."""
+    if input:
+        from . import fs
+        from .corpus import check_output
+
+        if not output:
+            raise typer.BadParameter("--input needs --output")
+        check_output(output)  # before loading anything: an unwritable output must not cost a run
+        filesystem, path = fs.filesystem(input)
+        if not filesystem.exists(path):
+            raise FileNotFoundError(f"--input {input}: no such file")
+        if filesystem.isdir(path):
+            raise IsADirectoryError(
+                f"--input {input} is a directory: give a .jsonl file (or use elq link-corpus)"
+            )
     linker = _linker(
         model,
         catalogue,
@@ -114,9 +128,7 @@ def link(
     if input:
         from .corpus import link_jsonl
 
-        if not output:
-            raise typer.BadParameter("--input needs --output")
-        counts = link_jsonl(linker, input, output, id_field=id_field, text_field=text_field)
+        counts = link_jsonl(linker, input, output, id_field=id_field, text_field=text_field, progress=True)
         typer.echo(json.dumps(counts), err=True)
         return
     if interactive:
@@ -240,6 +252,10 @@ def train(
         summary = run_distributed(train_config, num_workers=workers, use_gpu=use_gpu)
     else:
         summary = run_training(train_config)
+    if train_config.hybrid:
+        from .hybrid import train_hybrid_linker
+
+        summary["hybrid"] = train_hybrid_linker(train_config)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
 
 
@@ -312,7 +328,7 @@ def main() -> None:
 
     try:
         app()
-    except ElqError as exc:
+    except (ElqError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from exc
 

@@ -11,13 +11,16 @@ names the record and field. `link_jsonl` is the single-machine file path (`elq l
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from . import fs
-from .errors import InputRecordError
+from .errors import ConfigError, InputRecordError
 from .linker import Link, Linker
 
 
@@ -70,13 +73,18 @@ def link_documents(
     id_field: str = "id",
     text_field: str = "text",
     source: str = "<records>",
-    first_number: int = 1,
+    numbers: Sequence[int] | None = None,
 ) -> list[DocumentResult]:
-    """One result per record, in order; bad records fail alone, the rest are linked in one call."""
+    """One result per record, in order; bad records fail alone, the rest are linked in one call.
+
+    `numbers` are the records' line numbers in `source` (default 1, 2, ...): the id of a record
+    without one, and the `line` of its result.
+    """
+    numbers = list(numbers) if numbers is not None else list(range(1, len(records) + 1))
     parsed: list[tuple[int, str, str]] = []
     results: list[DocumentResult | None] = [None] * len(records)
     for i, record in enumerate(records):
-        number = first_number + i
+        number = numbers[i]
         try:
             doc_id, text = document_text(record, number, source, id_field, text_field)
             parsed.append((i, doc_id, text))
@@ -86,21 +94,43 @@ def link_documents(
     links = linker.link([text for _, _, text in parsed]) if parsed else []
     for (i, doc_id, _), doc_links in zip(parsed, links, strict=True):
         status = Status.LINKED if doc_links else Status.NO_LINKS
-        results[i] = DocumentResult(doc_id, status, doc_links, line=first_number + i)
+        results[i] = DocumentResult(doc_id, status, doc_links, line=numbers[i])
     return [r for r in results if r is not None]
 
 
 def read_jsonl_records(url: str) -> Iterator[tuple[int, Any]]:
-    """`(line number, parsed record)`; an unparsable line yields an `InputRecordError` as the record."""
+    """`(line number, parsed record)` per non-blank line; a line that is not UTF-8 or not JSON yields an
+    `InputRecordError` (naming the line and the byte offset) in the record's place."""
+    from .data import decode_line, jsonl_lines
+
+    for number, raw in jsonl_lines(url):
+        if not raw.strip():
+            continue
+        try:
+            yield number, decode_line(raw, url, number)
+        except InputRecordError as error:
+            yield number, error
+
+
+def check_output(url: str) -> None:
+    """Fail before any work when `url` cannot be written: its parent is a file, or not writable.
+
+    Raises:
+        ConfigError: naming the path and what to do.
+    """
     filesystem, path = fs.filesystem(url)
-    with filesystem.open(path, "rt", encoding="utf-8", compression="infer") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, InputRecordError(url, number, "<line>", f"invalid JSON: {exc.msg}")
+    if filesystem.isdir(path):
+        raise ConfigError(
+            f"--output {url} is a directory: give a file name, e.g. {url.rstrip('/')}/links.jsonl"
+        )
+    parent = path.rsplit("/", 1)[0] if "/" in path else "."
+    probe = parent
+    while probe and not filesystem.exists(probe):
+        probe = probe.rsplit("/", 1)[0] if "/" in probe else ""
+    if probe and not filesystem.isdir(probe):
+        raise ConfigError(f"--output {url}: {probe} is a file, so nothing can be written under it")
+    if fs.is_local(url) and probe and not os.access(probe, os.W_OK):
+        raise ConfigError(f"--output {url}: {probe} is not writable; choose another location")
 
 
 def link_jsonl(
@@ -110,27 +140,47 @@ def link_jsonl(
     id_field: str = "id",
     text_field: str = "text",
     chunk_size: int = 256,
+    progress: bool = False,
 ) -> dict[str, int]:
-    """Link a jsonl file into a jsonl file: one output line per input line, same order.
+    """Link a jsonl file into a jsonl file: one output line per input line, same order, streamed.
 
-    Returns counts per status. The output is written to a temporary name and moved into place.
+    A record without `id_field` gets its line number as id. Returns counts per status. The output
+    is checked before any linking, written under a temporary name and moved into place at the end.
     """
+    check_output(output_url)
     counts = {s.value: 0 for s in Status}
-    lines: list[str] = []
-    for chunk in _chunked(read_jsonl_records(input_url), chunk_size):
-        good = [(n, r) for n, r in chunk if not isinstance(r, InputRecordError)]
-        linked = iter(link_documents(linker, [r for _, r in good], id_field, text_field, input_url))
-        by_line = {n: next(linked) for n, _ in good}
-        for number, record in chunk:
-            if isinstance(record, InputRecordError):
-                result = DocumentResult(str(number), Status.FAILED, error=str(record), line=number)
-            else:
-                result = by_line[number]
-                result = DocumentResult(result.id, result.status, result.links, result.error, number)
-            counts[result.status.value] += 1
-            lines.append(json.dumps(result.to_dict(), ensure_ascii=False))
-    fs.write_bytes_atomic(output_url, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
+    started, done = time.perf_counter(), 0
+    total = _count_lines(input_url) if progress else 0
+    with fs.atomic_writer(output_url) as out:
+        for chunk in _chunked(read_jsonl_records(input_url), chunk_size):
+            good = [(n, r) for n, r in chunk if not isinstance(r, InputRecordError)]
+            linked = link_documents(
+                linker, [r for _, r in good], id_field, text_field, input_url, numbers=[n for n, _ in good]
+            )
+            by_line = dict(zip([n for n, _ in good], linked, strict=True))
+            for number, record in chunk:
+                if isinstance(record, InputRecordError):
+                    result = DocumentResult(str(number), Status.FAILED, error=str(record), line=number)
+                else:
+                    result = by_line[number]
+                counts[result.status.value] += 1
+                out.write((json.dumps(result.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
+            done += len(chunk)
+            if progress:
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                eta = max(total - done, 0) / rate if rate else 0.0
+                print(
+                    f"linked {done}/{total} records, {rate:.1f}/s, ETA {eta:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return counts
+
+
+def _count_lines(url: str) -> int:
+    from .data import jsonl_lines
+
+    return sum(1 for _, raw in jsonl_lines(url) if raw.strip())
 
 
 def _chunked(items: Iterable, size: int) -> Iterator[list]:

@@ -127,11 +127,11 @@ def _iter_examples(url: str, limit: int | None, mode: OnError) -> Iterator[Examp
     if limit is not None and limit <= 0:
         return
     produced = 0
-    for line_no, raw in _lines(url):
+    for line_no, raw in jsonl_lines(url):
         if not raw.strip():
             continue
         try:
-            item: Example | InputRecordError = _parse(_decode(raw, url, line_no), url, line_no)
+            item: Example | InputRecordError = _parse(decode_line(raw, url, line_no), url, line_no)
         except InputRecordError as err:
             if mode is OnError.RAISE:
                 raise
@@ -171,14 +171,24 @@ def _on_error(value: OnError | str) -> OnError:
         raise ConfigError(f"on_error must be one of {allowed}, got {value!r}") from None
 
 
-def _lines(url: str) -> Iterator[tuple[int, bytes]]:
+def jsonl_lines(url: str) -> Iterator[tuple[int, bytes]]:
+    """`(1-based line number, raw bytes)` of a jsonl file (local or fsspec; `.gz` decompressed).
+
+    Raises:
+        FileNotFoundError / IsADirectoryError: naming the path.
+    """
     fs, path = filesystem(url)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"{url}: no such file")
+    if fs.isdir(path):
+        raise IsADirectoryError(f"{url} is a directory: give a .jsonl file")
     with fs.open(path, "rb") as raw:
         stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
         yield from enumerate(stream, start=1)
 
 
-def _decode(raw: bytes, source: str, line: int) -> Any:
+def decode_line(raw: bytes, source: str, line: int) -> Any:
+    """The JSON value of one raw line; `InputRecordError` (with the bad byte's offset) otherwise."""
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:

@@ -13,18 +13,25 @@ labelled 1 when its span and entity are exactly a gold mention's; (3) the head f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import fs
 from .data import Example, read_examples
+from .errors import ConfigError
 from .fusion import FusionConfig, train_head
 from .linker import Linker
 from .priors import MentionCounts, PriorTable, example_rows
+
+if TYPE_CHECKING:
+    from .train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,35 @@ class HybridConfig:
     epochs: int = 30
     seed: int = 0
 
+    @classmethod
+    def from_dict(cls, values: dict) -> HybridConfig:
+        """From JSON-like values (`TrainConfig.hybrid`); raises `ConfigError` naming an unknown field."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"hybrid: unknown fields {unknown}; known: {sorted(known)}")
+        values = dict(values)
+        if isinstance(values.get("fusion"), dict):
+            values["fusion"] = FusionConfig(**values["fusion"])
+        values["head_data"] = [(str(url), int(n)) for url, n in values.get("head_data", [])]
+        return cls(**values)
+
+
+def train_hybrid_linker(config: TrainConfig) -> dict:
+    """The hybrid stage of a training run: `output_dir/best` + priors + head -> `output_dir/linker`.
+
+    The priors count the run's own training files plus `hybrid.prior_data`; the threshold is tuned on
+    the run's dev sets by its `select_by` metric.
+    """
+    hybrid = HybridConfig.from_dict(config.hybrid)
+    hybrid.prior_data = list(dict.fromkeys([*config.train_data, *hybrid.prior_data]))
+    linker = Linker.from_pretrained(fs.join(config.output_dir, "best"), catalogue=config.catalogue)
+    dev = [e for url in config.dev_data for e in read_examples(url, limit=config.max_dev_examples)]
+    summary = fit_hybrid(linker, hybrid, dev=dev, select_by=config.select_by)
+    out = fs.join(config.output_dir, "linker")
+    linker.save_pretrained(out)
+    return {**summary, "linker": out}
+
 
 def fit_hybrid(
     linker: Linker,
@@ -65,8 +101,6 @@ def fit_hybrid(
     if config.anchor_counts:
         import pyarrow.parquet as pq
 
-        from . import fs
-
         filesystem, path = fs.arrow_filesystem(config.anchor_counts)
         anchors = pq.read_table(path, filesystem=filesystem)
     all_examples = [e for examples in examples_by_file.values() for e in examples]
@@ -78,7 +112,9 @@ def fit_hybrid(
     for url, limit in config.head_data:
         pool = examples_by_file.get(url)
         if pool is None:
-            raise ValueError(f"head_data file {url} is not among prior_data (leave-one-out needs it there)")
+            raise ConfigError(
+                f"hybrid.head_data file {url} is not among prior_data (leave-one-out needs it there)"
+            )
         pool = [e for e in pool if e.mentions]
         head_examples += rng.sample(pool, min(limit, len(pool))) if limit else pool
     linker.priors, linker.fusion, linker.use_priors = priors, None, True

@@ -6,6 +6,7 @@
 | `wiki`            | `wiki_all_ents` (hard negatives) | kit anchors/*.jsonl (Wikipedia hyperlink sentences)   |
 | `finetune`        | wiki -> WebQSP fine-tune         | webqsp data, from `init_model` (required)             |
 | `frozen-entities` | ELQ's released recipe            | webqsp data; entity encoder and vectors frozen        |
+| `hybrid`          | frozen-entities + priors + head  | + alias table and fusion head (`elcore.hybrid`)       |
 
 Every recipe is developed on webqsp/dev + mintaka/dev, links against the kit catalogue and picks
 its best checkpoint and threshold by dev F1 (ELQ chose it on a slice of the training data). The
@@ -124,6 +125,37 @@ def _frozen_entities(kit: Path) -> dict[str, Any]:
     }
 
 
+# Training files whose gold spans become prior counts, and (file, sample) the fusion head is fitted on.
+_PRIOR_FILES = (
+    ("webqsp", "train"),
+    ("elq_webqsp_span_sample", "train"),
+    ("simplequestions", "train"),
+    ("graphquestions", "train"),
+    ("anchors", "fewrel"),
+    ("anchors", "bootleg"),
+    ("anchors", "oke_train"),
+)
+_HEAD_SAMPLE = {"simplequestions/train": 3000, "anchors/fewrel": 2000, "graphquestions/train": -1}
+
+
+def _hybrid(kit: Path) -> dict[str, Any]:
+    files = {f"{a}/{b}": _kit(kit, "data", a, f"{b}.jsonl") for a, b in _PRIOR_FILES}
+    return {
+        **_frozen_entities(kit),
+        "output_dir": "runs/hybrid",
+        "epochs": 1,
+        "max_train_examples": 13000,
+        "hybrid": {
+            "prior_data": list(files.values()),
+            "head_data": [
+                [url, _HEAD_SAMPLE.get(name, 0)]
+                for name, url in files.items()
+                if _HEAD_SAMPLE.get(name, 0) >= 0
+            ],
+        },
+    }
+
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
@@ -151,6 +183,12 @@ RECIPES: dict[str, Recipe] = {
             "ELQ's released model",
             "entity encoder and its vectors frozen; question side trains with hard negatives from the index",
             _frozen_entities,
+        ),
+        Recipe(
+            "hybrid",
+            "ELQ + mention-entity priors",
+            "frozen-entities, then the alias table and a fusion head fitted on training data (the best model)",
+            _hybrid,
         ),
     )
 }

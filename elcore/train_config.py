@@ -69,6 +69,9 @@ class TrainConfig:
         final_full_eval: with `dev_catalogue_sample`, evaluate the best model on the whole
             catalogue at the end and store that sweep's threshold in `best/`.
         amp: `bf16` (GPU or CPU) or `fp16` (GPU, with a gradient scaler).
+        hybrid: after training, fit the hybrid linker (`elcore.hybrid.HybridConfig` fields:
+            `prior_data`, `head_data`, `fusion`, `epochs`) and write it to `output_dir/linker`;
+            empty = no hybrid stage.
         recipe: the named recipe these values came from (`elcore.recipes`); checked by it.
         stop_after_steps: for tests: raise `SimulatedInterruption` right after the first
             checkpoint at or after this step (0 = never).
@@ -102,6 +105,7 @@ class TrainConfig:
     final_full_eval: bool = True
     amp: str = "none"
     encode_batch_size: int = 64
+    hybrid: dict = field(default_factory=dict)
     recipe: str = ""
     stop_after_steps: int = 0
 
@@ -151,6 +155,10 @@ class TrainConfig:
             if unknown:
                 raise ConfigError(f"model: unknown ElqConfig fields {unknown}; known: {sorted(known)}")
             ElqConfig(**self.model).validate()
+        if self.hybrid:
+            from .hybrid import HybridConfig
+
+            HybridConfig.from_dict(self.hybrid)
         if self.recipe:
             from .recipes import check_recipe
 

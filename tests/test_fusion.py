@@ -10,7 +10,10 @@ from elcore.priors import MentionCounts, PriorTable, example_rows, surface_keys
 @pytest.fixture()
 def table_and_catalogue():
     catalogue = EntityCatalogue.from_records(
-        [{"id": f"Q{i}", "title": t} for i, t in enumerate(["Paris", "Paris (mythology)", "Berlin", "France"])]
+        [
+            {"id": f"Q{i}", "title": t}
+            for i, t in enumerate(["Paris", "Paris (mythology)", "Berlin", "France"])
+        ]
     )
     train = [
         Example("a", "in Paris", (GoldMention(3, 8, "Q0"),)),

@@ -13,7 +13,9 @@ TRAIN = [
     Example("2", "who is betty white", (GoldMention(7, 18, "Q373895"),)),
     Example("3", "berlin and germany", (GoldMention(0, 6, "Q64"), GoldMention(11, 18, "Q183"))),
     Example("4", "films of stanley kubrick", (GoldMention(9, 24, "Q2001"),)),
-    Example("5", "what did albert einstein find", (GoldMention(9, 24, "Q937"), GoldMention(None, None, "Q142"))),
+    Example(
+        "5", "what did albert einstein find", (GoldMention(9, 24, "Q937"), GoldMention(None, None, "Q142"))
+    ),
     Example("6", "london is in england", (GoldMention(0, 6, "Q84"),)),
 ]
 
@@ -25,7 +27,9 @@ def _tuples(links):
 @pytest.fixture()
 def dense(tiny_model, small_catalogue):
     tiny_model.config = tiny_model.config.replace(threshold=-50.0)
-    vectors = encode_entities(tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False)
+    vectors = encode_entities(
+        tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False
+    )
     return Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec()), num_candidates=3)
 
 
@@ -34,7 +38,9 @@ def hybrid(dense, tmp_path):
     before = _tuples(dense.link(TEXTS))
     url = str(tmp_path / "train.jsonl")
     write_examples(url, TRAIN)
-    config = HybridConfig(prior_data=[url], head_data=[(url, 0)], fusion=FusionConfig(hidden_size=4), epochs=5)
+    config = HybridConfig(
+        prior_data=[url], head_data=[(url, 0)], fusion=FusionConfig(hidden_size=4), epochs=5
+    )
     summary = fit_hybrid(dense, config, dev=TRAIN[:3])
     assert summary["surfaces"] >= len(dense.catalogue) and summary["head_positives"] > 0
     return dense, before

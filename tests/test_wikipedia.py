@@ -278,6 +278,21 @@ def test_catalogue_and_passages_exact(dumps, tmp_path):
         n = len(passage["mentions"])
         assert all(len(passage[k]) == n for k in ("wikidata_id", "entity", "entity_id", "span_source"))
         assert passage["mentions"] == sorted(passage["mentions"])
+    # Every resolved link's anchor text is counted (kept passages or not), ready for the prior table.
+    anchors = pq.read_table(tmp_path / "anchors.parquet")
+    assert sum(anchors.column("count").to_pylist()) == counts["links_resolved"]
+    kept = {
+        (p["text"][s:e], i) for p in passages for (s, e), i in zip(p["mentions"], p["entity_id"], strict=True)
+    }
+    assert kept <= set(
+        zip(anchors.column("surface").to_pylist(), anchors.column("entity").to_pylist(), strict=True)
+    )
+    from elcore.catalogue import EntityCatalogue
+    from elcore.priors import PriorTable
+
+    catalogue_table = EntityCatalogue.load(str(tmp_path / "catalogue.parquet"))
+    priors = PriorTable.build(catalogue_table, anchor_counts=anchors)
+    assert priors.counts.sum() == counts["links_resolved"]  # every anchor's entity is in the catalogue
 
 
 def test_keep_partial_passages(dumps, tmp_path):

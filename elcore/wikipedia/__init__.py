@@ -21,11 +21,12 @@ Tests: `tests/test_wikipedia.py`; benchmark: `benchmarks/bench_wikipedia.py`.
 from elcore.wikipedia.build import build_kb
 from elcore.wikipedia.config import KbBuildConfig, KbBuildStats
 from elcore.wikipedia.dump import DumpReader, PageError, RawPage, write_dump
-from elcore.wikipedia.kb import CATALOGUE_FILE, CATALOGUE_SCHEMA, PASSAGES_FILE, STATS_FILE
+from elcore.wikipedia.kb import ANCHORS_FILE, CATALOGUE_FILE, CATALOGUE_SCHEMA, PASSAGES_FILE, STATS_FILE
 from elcore.wikipedia.wikidata import WikidataMap, load_wikidata_map
 from elcore.wikipedia.wikitext import parse_article
 
 __all__ = [
+    "ANCHORS_FILE",
     "CATALOGUE_FILE",
     "CATALOGUE_SCHEMA",
     "PASSAGES_FILE",

@@ -2,8 +2,9 @@
 
 Reads the pass-1 index files (small: page id, kind, title, redirect target) into title and redirect
 maps, follows redirect chains (up to `MAX_REDIRECT_HOPS`), and streams the sorted run files merged by
-page id, writing `catalogue.parquet` and `passages.jsonl` row by row. Memory holds the maps (one
-entry per title) and one catalogue batch, never the article text of the whole dump.
+page id, writing `catalogue.parquet`, `passages.jsonl` and `anchors.parquet` (anchor text -> entity
+counts per article, for `elcore.priors`) row by row. Memory holds the maps (one entry per title) and
+one catalogue batch, never the article text of the whole dump.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,11 @@ from elcore.wikipedia.wikidata import WikidataMap, load_wikidata_map
 #: The elcore catalogue schema (`id`, `qid`, `title`, `text`, `aliases`) plus `page_id`.
 CATALOGUE_SCHEMA = pa.schema([*ELQ_CATALOGUE_SCHEMA, pa.field("page_id", pa.int64())])
 CATALOGUE_FILE, PASSAGES_FILE, STATS_FILE = "catalogue.parquet", "passages.jsonl", "stats.json"
+ANCHORS_FILE = "anchors.parquet"
+#: One row per (article, anchor text, target): `PriorTable.build(anchor_counts=...)` sums them.
+ANCHORS_SCHEMA = pa.schema(
+    [pa.field("surface", pa.string()), pa.field("entity", pa.string()), pa.field("count", pa.int32())]
+)
 MAX_REDIRECT_HOPS = 5
 _BATCH_ROWS = 10_000
 
@@ -148,12 +155,18 @@ class _Outputs:
         fs.makedirs(output_dir)
         self.catalogue_url = fs.join(output_dir, CATALOGUE_FILE)
         self.passages_url = fs.join(output_dir, PASSAGES_FILE)
+        self.anchors_url = fs.join(output_dir, ANCHORS_FILE)
         self._fs, self._cat_tmp = fs.filesystem(self.catalogue_url + ".tmp")
         _, self._pas_tmp = fs.filesystem(self.passages_url + ".tmp")
+        _, self._anc_tmp = fs.filesystem(self.anchors_url + ".tmp")
         arrow_fs, arrow_path = fs.arrow_filesystem(self.catalogue_url + ".tmp")
         self._writer = pq.ParquetWriter(arrow_path, CATALOGUE_SCHEMA, filesystem=arrow_fs)
+        self._anchor_writer = pq.ParquetWriter(
+            fs.arrow_filesystem(self.anchors_url + ".tmp")[1], ANCHORS_SCHEMA, filesystem=arrow_fs
+        )
         self._passages = self._fs.open(self._pas_tmp, "wb")
         self._rows: list[dict[str, Any]] = []
+        self._anchors: Counter[tuple[str, str]] = Counter()
 
     def row(self, row: dict[str, Any]) -> None:
         self._rows.append(row)
@@ -164,32 +177,52 @@ class _Outputs:
         if lines:
             self._passages.write("".join(lines).encode("utf-8"))
 
+    def anchors(self, counts: Counter[tuple[str, str]]) -> None:
+        self._anchors.update(counts)
+        if len(self._anchors) >= _BATCH_ROWS:
+            self._flush()
+
     def _flush(self) -> None:
         if self._rows:
             self._writer.write_table(pa.Table.from_pylist(self._rows, schema=CATALOGUE_SCHEMA))
             self._rows = []
+        if self._anchors:
+            pairs = list(self._anchors)
+            columns = [[s for s, _ in pairs], [e for _, e in pairs], list(self._anchors.values())]
+            self._anchor_writer.write_table(pa.table(columns, schema=ANCHORS_SCHEMA))
+            self._anchors = Counter()
 
     def abort(self) -> None:
         """Close and remove the temporary files (after an error)."""
         self._writer.close()
+        self._anchor_writer.close()
         self._passages.close()
-        for tmp in (self._cat_tmp, self._pas_tmp):
+        for tmp in (self._cat_tmp, self._pas_tmp, self._anc_tmp):
             if self._fs.exists(tmp):
                 self._fs.rm(tmp)
 
     def close(self) -> None:
         self._flush()
         self._writer.close()
+        self._anchor_writer.close()
         self._passages.close()
-        _, cat_path = fs.filesystem(self.catalogue_url)
-        _, pas_path = fs.filesystem(self.passages_url)
-        self._fs.mv(self._cat_tmp, cat_path)
-        self._fs.mv(self._pas_tmp, pas_path)
+        for tmp, url in (
+            (self._cat_tmp, self.catalogue_url),
+            (self._pas_tmp, self.passages_url),
+            (self._anc_tmp, self.anchors_url),
+        ):
+            self._fs.mv(tmp, fs.filesystem(url)[1])
 
 
 def _passage_lines(
-    record: dict[str, Any], maps: TitleMaps, config: KbBuildConfig, stats: KbBuildStats
+    record: dict[str, Any],
+    maps: TitleMaps,
+    config: KbBuildConfig,
+    stats: KbBuildStats,
+    anchors: Counter[tuple[str, str]],
 ) -> list[str]:
+    """The article's passage lines; every resolved link's anchor text is counted in `anchors` (all of
+    them, whether or not their passage is kept)."""
     pid, lines, kept = record["id"], [], 0
     for n, (text, links) in enumerate(record["windows"]):
         stats.passages_made += 1
@@ -207,6 +240,7 @@ def _passage_lines(
                 stats.links_resolved += 1
                 stats.links_via_redirect += how == "redirect"
                 mentions.append((start, end, target_pid))
+                anchors[(text[start:end], maps.entity_id(target_pid))] += 1
         passage_id = f"{pid}-{n}"
         if unresolved and not config.keep_partial_passages:
             reason = "unresolved_link"
@@ -236,7 +270,7 @@ def _passage_lines(
 
 
 def finalize(config: KbBuildConfig, parts: list[PartResult], stats: KbBuildStats) -> None:
-    """Pass 2: write `catalogue.parquet` and `passages.jsonl` into `config.output_dir`."""
+    """Pass 2: write `catalogue.parquet`, `passages.jsonl` and `anchors.parquet` into `config.output_dir`."""
     from tqdm.auto import tqdm
 
     wikidata = load_wikidata_map(config.wikidata_map_url) if config.wikidata_map_url else None
@@ -252,7 +286,9 @@ def finalize(config: KbBuildConfig, parts: list[PartResult], stats: KbBuildStats
                 continue  # a duplicate, or a page that page_props marks as a disambiguation page
             last = pid
             outputs.row(_catalogue_row(record, maps, stats))
-            outputs.passages(_passage_lines(record, maps, config, stats))
+            anchors: Counter[tuple[str, str]] = Counter()
+            outputs.passages(_passage_lines(record, maps, config, stats, anchors))
+            outputs.anchors(anchors)
             bar.update()
     except BaseException:
         outputs.abort()

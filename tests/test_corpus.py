@@ -1,0 +1,59 @@
+"""`elcore.corpus`: every input line accounted for, ids by line number, output checked first."""
+
+import json
+
+import pytest
+
+from elcore.corpus import check_output, link_jsonl, read_jsonl_records
+from elcore.encoding import encode_entities
+from elcore.errors import ConfigError, InputRecordError
+from elcore.index import FaissIndex, IndexSpec
+from elcore.linker import Linker
+
+
+@pytest.fixture()
+def linker(tiny_model, small_catalogue):
+    tiny_model.config = tiny_model.config.replace(threshold=-50.0)
+    vectors = encode_entities(
+        tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False
+    )
+    return Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec()))
+
+
+def test_invalid_utf8_fails_its_line_only(linker, tmp_path):
+    good = json.dumps({"id": "a", "text": "paris"}).encode()
+    (tmp_path / "in.jsonl").write_bytes(
+        good + b"\n" + b'{"id": "b", "text": "caf\xe9"}\n' + good.replace(b'"a"', b'"c"') + b"\n"
+    )
+    counts = link_jsonl(linker, str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl"))
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [o["status"] for o in out] == ["linked", "failed", "linked"] and counts["failed"] == 1
+    assert "not valid UTF-8" in out[1]["error"] and "byte 24" in out[1]["error"] and out[1]["line"] == 2
+
+
+def test_records_without_ids_are_numbered_by_line_across_chunks(linker, tmp_path):
+    lines = [json.dumps({"text": "paris" if i % 2 else ""}) for i in range(300)]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    link_jsonl(linker, str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl"), chunk_size=64)
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [o["id"] for o in out] == [str(i) for i in range(1, 301)]
+    assert [o["line"] for o in out] == list(range(1, 301))
+
+
+def test_output_is_checked_before_any_linking(linker, tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "in.jsonl").write_text('{"text": "paris"}\n')
+    with pytest.raises(ConfigError, match="is a file"):
+        link_jsonl(linker, str(tmp_path / "in.jsonl"), str(tmp_path / "file" / "out.jsonl"))
+    with pytest.raises(ConfigError, match="is a directory"):
+        check_output(str(tmp_path))
+    check_output(str(tmp_path / "new" / "dir" / "out.jsonl"))  # parents that do not exist yet are fine
+
+
+def test_reader_yields_errors_in_place(tmp_path):
+    (tmp_path / "in.jsonl").write_bytes(b'{"text": "a"}\n\n{bad\n\xff\xfe\n')
+    records = list(read_jsonl_records(str(tmp_path / "in.jsonl")))
+    assert [n for n, _ in records] == [1, 3, 4]
+    assert isinstance(records[1][1], InputRecordError) and isinstance(records[2][1], InputRecordError)
+    with pytest.raises(IsADirectoryError):
+        list(read_jsonl_records(str(tmp_path)))
