@@ -63,6 +63,7 @@ class DefaultBuildConfig:
     batch_size: int = 32
     max_entity_length: int = 64
     max_context_length: int = 64
+    head_examples: int = 1500
     seed: int = 0
 
 
@@ -109,7 +110,11 @@ def read_vital_articles(wheel: Path) -> list[dict]:
 
 
 def vital_catalogue(articles: list[dict]) -> EntityCatalogue:
-    """Catalogue rows in the kit's id convention (`enwiki:` + normalised title; no QIDs known)."""
+    """Catalogue rows in the kit's id convention (`enwiki:` + normalised title; no QIDs known).
+
+    Aliases are the redirect-like names the data allows: a person's surname ("Einstein" for
+    "Albert Einstein"); titles without their "(disambiguator)" are added by the prior table itself.
+    """
     records, seen = [], set()
     for a in articles:
         entity_id = "enwiki:" + " ".join(a["title"].lower().replace("_", " ").split())
@@ -118,9 +123,24 @@ def vital_catalogue(articles: list[dict]) -> EntityCatalogue:
         seen.add(entity_id)
         text = f"{a['description']} — {a['extract']}" if a["description"] else a["extract"]
         records.append(
-            {"id": entity_id, "qid": None, "title": a["title"], "text": _cut(text, 600), "aliases": []}
+            {
+                "id": entity_id,
+                "qid": None,
+                "title": a["title"],
+                "text": _cut(text, 600),
+                "aliases": _person_aliases(a),
+            }
         )
     return EntityCatalogue.from_records(records)
+
+
+def _person_aliases(article: dict) -> list[str]:
+    """The surname of a person's title ("Isaac Newton" -> "Newton"), when the article is about a person."""
+    title = re.sub(r"\s*\([^()]*\)$", "", article["title"])
+    words = title.split()
+    if article["topic"] != "People" or len(words) < 2 or not words[-1][:1].isupper() or len(words[-1]) < 3:
+        return []
+    return [words[-1]]
 
 
 def silver_examples(
@@ -166,6 +186,7 @@ def silver_examples(
 def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:
     """Build, train, encode and index the default linker into `config.output_dir`. Returns a summary."""
     from .encoding import catalogue_vectors
+    from .hybrid import HybridConfig, fit_hybrid
     from .index import FaissIndex, IndexSpec
     from .linker import Linker
     from .model import ElqModel
@@ -204,13 +225,20 @@ def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:
             )
         )
         model = ElqModel.from_pretrained(str(Path(work) / "run" / "best"))
-    index = FaissIndex.build(catalogue_vectors(model, catalogue), IndexSpec())
-    Linker(model, catalogue, index).save_pretrained(config.output_dir)
+        index = FaissIndex.build(catalogue_vectors(model, catalogue), IndexSpec())
+        linker = Linker(model, catalogue, index)
+        # The same hybrid mechanism as the kit's best model: priors from names and the silver training
+        # mentions, a fusion head fitted on a sample of them, its threshold tuned on the held-out part.
+        hybrid = HybridConfig(prior_data=[train_url], head_data=[(train_url, config.head_examples)])
+        fit = fit_hybrid(linker, hybrid, dev=held_out)
+    linker.save_pretrained(config.output_dir)
     result = {
         "output_dir": config.output_dir,
         "entities": len(catalogue),
         "train_examples": len(examples) - len(held_out),
-        "threshold": model.config.threshold,
+        "threshold": linker.threshold,
+        "dense_threshold": model.config.threshold,
+        "prior_surfaces": fit["surfaces"],
         "held_out_weak_f1": summary.get("best_dev_weak_f1"),
         "train_steps": summary["steps"],
         "final_train_loss": summary["history"][-1].get("train_loss") if summary["history"] else None,
