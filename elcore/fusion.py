@@ -46,6 +46,8 @@ FEATURES = (
     "capitalized",
     "prior_top_1",
     "log_surface_entities",  # ambiguity: entities recorded for the surface
+    "inside_known_span",  # a longer candidate span around this one is in the prior table
+    "contains_known_span",  # a shorter known span lies inside this one
 )
 _LOG_FLOOR = math.log(1e-3)
 
@@ -130,6 +132,18 @@ def fuse_candidates(
     return FusedCandidates(rows, scores, in_dense, counts, totals, entities, title, alias, first, discount)
 
 
+def nesting(
+    groups: np.ndarray, first: np.ndarray, last: np.ndarray, known: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per span: is it strictly inside a known span of its group (window), does it strictly contain one."""
+    same = groups[:, None] == groups[None, :]
+    covers = (first[None, :] <= first[:, None]) & (last[:, None] <= last[None, :])  # [a, b]: b covers a
+    strict = covers & ((first[None, :] != first[:, None]) | (last[None, :] != last[:, None])) & same
+    inside = (strict & known[None, :]).any(axis=1)
+    contains = (strict.T & known[None, :]).any(axis=1)
+    return inside, contains
+
+
 def candidate_features(
     fused: FusedCandidates,
     mention_scores: np.ndarray,
@@ -138,6 +152,8 @@ def candidate_features(
     known: np.ndarray,
     priors: PriorTable,
     has_text: np.ndarray,
+    inside_known: np.ndarray,
+    contains_known: np.ndarray,
 ) -> np.ndarray:
     """`[N, C, len(FEATURES)]` float32 features of every fused candidate (padding rows are zeros)."""
     rows = fused.rows
@@ -170,6 +186,8 @@ def candidate_features(
         np.broadcast_to(capitalized[:, None], (n, c)),
         fused.prior_top_1,
         np.broadcast_to(np.log1p(fused.surface_entities)[:, None], (n, c)),
+        np.broadcast_to(inside_known[:, None], (n, c)),
+        np.broadcast_to(contains_known[:, None], (n, c)),
     ]
     features = np.stack([np.asarray(x, dtype=np.float32) for x in columns], axis=-1)
     return np.where(valid[..., None], features, 0.0).astype(np.float32)

@@ -28,7 +28,7 @@ from . import fs, settings
 from .catalogue import EntityCatalogue
 from .encoding import catalogue_vectors
 from .errors import ConfigError, IndexMismatchError, ModelNotFoundError
-from .fusion import FUSION_DIR, FusionHead, candidate_features, fuse_candidates
+from .fusion import FUSION_DIR, FusionHead, candidate_features, fuse_candidates, nesting
 from .index import EntityIndex, FaissIndex, IndexSpec, load_index
 from .model import ElqConfig, ElqModel
 from .priors import PRIORS_FILE, MentionCounts, PriorTable, text_key
@@ -441,14 +441,18 @@ class Linker:
             window = batch.windows[bb]
             s, _ = char_span(docs[window.text_index], window, ii, ii)
             capitalized[n] = texts[window.text_index][s : s + 1].isupper()
+        known = positions >= 0
+        inside, contains = nesting(b.numpy(), i.numpy(), j.numpy(), known)
         features = candidate_features(
             fused,
             mention_scores.numpy(),
             span_words,
             capitalized,
-            positions >= 0,
+            known,
             self.priors,
             self.entity_has_text,
+            inside,
+            contains,
         )
         if self.fusion is not None:
             joint = self.fusion.log_probs(features)

@@ -3,7 +3,15 @@ import pytest
 
 from elcore.catalogue import EntityCatalogue
 from elcore.data import Example, GoldMention
-from elcore.fusion import FEATURES, FusionConfig, FusionHead, candidate_features, fuse_candidates, train_head
+from elcore.fusion import (
+    FEATURES,
+    FusionConfig,
+    FusionHead,
+    candidate_features,
+    fuse_candidates,
+    nesting,
+    train_head,
+)
 from elcore.priors import MentionCounts, PriorTable, example_rows, surface_keys
 
 
@@ -45,8 +53,9 @@ def test_leave_one_out_removes_the_texts_own_counts(table_and_catalogue):
     assert without.rows[0].tolist()[:2] == [0, 1]
     assert without.counts[0].tolist()[:2] == [1, 1] and without.surface_totals[0] == 2
     assert without.entity_discount[0].tolist()[:2] == [1, 0]
+    no = np.zeros(1, dtype=bool)
     features = candidate_features(
-        without, np.zeros(1), np.ones(1), np.ones(1), positions >= 0, table, np.zeros(4, dtype=bool)
+        without, np.zeros(1), np.ones(1), np.ones(1), positions >= 0, table, np.zeros(4, dtype=bool), no, no
     )
     log_prior = features[0, :2, FEATURES.index("log_prior")]
     assert np.allclose(np.exp(log_prior) - 1e-3, [0.5, 0.5])  # 1 of 2 each once "a" is left out
@@ -65,3 +74,12 @@ def test_head_learns_a_separable_feature_and_round_trips(tmp_path):
         loaded = FusionHead.load(url)
         assert np.allclose(loaded.log_probs(features[:50]), head.log_probs(features[:50]))
         assert loaded.config.training["positives"] == int(labels.sum())
+
+
+def test_nesting_marks_spans_inside_and_around_known_spans():
+    groups = np.array([0, 0, 0, 1])
+    first, last = np.array([2, 2, 3, 2]), np.array([4, 3, 3, 3])
+    known = np.array([True, False, True, True])
+    inside, contains = nesting(groups, first, last, known)
+    assert inside.tolist() == [False, True, True, False]  # span 3 sits in another window
+    assert contains.tolist() == [True, True, False, False]

@@ -79,3 +79,24 @@ def test_switch_off_gives_the_dense_links(hybrid, tmp_path):
     assert fused.threshold == pytest.approx(linker.threshold)
     lowered = Linker.from_pretrained(str(tmp_path / "hybrid"), threshold=-9.0)
     assert lowered.threshold == -9.0 and lowered.config.threshold == -50.0
+
+
+def test_cli_switch_and_threshold(hybrid, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from elcore.cli import app
+
+    linker, before = hybrid
+    linker.save_pretrained(str(tmp_path / "h"))
+    runner = CliRunner()
+    dense = runner.invoke(app, ["link", "--model", str(tmp_path / "h"), "--no-use-priors", TEXTS[1]])
+    assert dense.exit_code == 0, dense.output
+    spans = [
+        (x["start"], x["end"], x["entity_id"])
+        for x in json.loads(dense.output.strip().splitlines()[-1])["links"]
+    ]
+    assert spans == [(s, e, i) for s, e, i, _ in before[1]]
+    none = runner.invoke(app, ["link", "--model", str(tmp_path / "h"), "--threshold", "0.0", TEXTS[1]])
+    assert none.exit_code == 0 and json.loads(none.output.strip().splitlines()[-1])["links"] == []
