@@ -212,13 +212,13 @@ def encode_entities(
     from .catalogue import EntityCatalogue
     from .encoding import catalogue_vectors
     from .index import FaissIndex, IndexSpec
-    from .linker import Linker, require_default_linker
+    from .linker import Linker, index_metadata, require_default_linker
     from .model import ElqModel
 
     elq_model = ElqModel.from_pretrained(model or require_default_linker())
     entities = EntityCatalogue.load(catalogue)
     vectors = catalogue_vectors(elq_model, entities, batch_size=batch_size)
-    index = FaissIndex.build(vectors, IndexSpec(kind=index_type))
+    index = FaissIndex.build(vectors, IndexSpec(kind=index_type), index_metadata(elq_model, entities))
     Linker(elq_model, entities, index).save_pretrained(output)
     typer.echo(json.dumps({"entities": len(entities), "dim": vectors.shape[1], "output": output}))
 
@@ -257,6 +257,16 @@ def train(
 
         summary["hybrid"] = train_hybrid_linker(train_config)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+
+
+@app.command()
+def recipes() -> None:
+    """List the training recipes (`elq train --recipe NAME`)."""
+    from .recipes import RECIPES
+
+    width = max(len(name) for name in RECIPES)
+    for name, spec in RECIPES.items():
+        typer.echo(f"{name:<{width}}  {spec.mirrors}: {spec.description}")
 
 
 @app.command("build-default")

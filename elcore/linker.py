@@ -117,6 +117,8 @@ class Linker:
             dense top-k is joined by its surface's prior entities (see `elcore.fusion`).
         fusion: the learned head that scores fused candidates.
         use_priors: link with priors + head (default: when both are given); False = ELQ's dense score.
+        check_fingerprints: refuse an index whose stored model / catalogue fingerprints differ from
+            this model's entity encoder and this catalogue (experts may turn it off).
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class Linker:
         priors: PriorTable | None = None,
         fusion: FusionHead | None = None,
         use_priors: bool | None = None,
+        check_fingerprints: bool = True,
     ) -> None:
         if index.ntotal != len(catalogue):
             raise IndexMismatchError(
@@ -137,6 +140,8 @@ class Linker:
             )
         if index.dim != model.config.hidden_size:
             raise IndexMismatchError(f"index dim {index.dim} != model vector dim {model.config.hidden_size}")
+        if check_fingerprints:
+            check_index_fingerprints(index, model, catalogue)
         self.model = model.to(device or settings.device()).eval()
         self.catalogue = catalogue
         self.index = index
@@ -182,6 +187,7 @@ class Linker:
         num_candidates: int = 0,
         device: str | None = None,
         use_priors: bool | None = None,
+        check_fingerprints: bool = True,
         **overrides,
     ) -> Linker:
         """Load a linker directory (model + `catalogue.parquet` + `index/` [+ `priors.parquet` +
@@ -205,7 +211,9 @@ class Linker:
         if isinstance(index, str):
             index = load_index(index)
         if index is None:
-            index = FaissIndex.build(catalogue_vectors(model, catalogue), IndexSpec())
+            index = FaissIndex.build(
+                catalogue_vectors(model, catalogue), IndexSpec(), index_metadata(model, catalogue)
+            )
         priors = fusion = None
         if use_priors is not False and fs.exists(fs.join(model_dir, PRIORS_FILE)):
             priors = PriorTable.load(fs.join(model_dir, PRIORS_FILE))
@@ -221,6 +229,7 @@ class Linker:
             priors=priors,
             fusion=fusion,
             use_priors=use_priors,
+            check_fingerprints=check_fingerprints,
         )
         if threshold is not None:
             linker.threshold = threshold
@@ -513,6 +522,31 @@ class Linker:
                 )
             out.append(links)
         return out
+
+
+def index_metadata(model: ElqModel, catalogue: EntityCatalogue) -> dict[str, str]:
+    """What an index built from `model`'s vectors of `catalogue` records (and `Linker` checks)."""
+    return {"model_fingerprint": model.entity_fingerprint(), "catalogue_fingerprint": catalogue.fingerprint}
+
+
+def check_index_fingerprints(index: EntityIndex, model: ElqModel, catalogue: EntityCatalogue) -> None:
+    """Raise `IndexMismatchError` when the index says it was built for another model or catalogue.
+
+    An index without fingerprints (built from bare vectors) is accepted as it is.
+    """
+    stored_model = index.metadata.get("model_fingerprint")
+    stored_catalogue = index.metadata.get("catalogue_fingerprint")
+    problems = []
+    if stored_catalogue and stored_catalogue != catalogue.fingerprint:
+        problems.append(f"catalogue {stored_catalogue} (this catalogue is {catalogue.fingerprint})")
+    if stored_model and stored_model != model.entity_fingerprint():
+        problems.append(f"entity encoder {stored_model} (this model's is {model.entity_fingerprint()})")
+    if problems:
+        raise IndexMismatchError(
+            "the entity index was built for another " + " and ".join(problems) + "; rebuild it with "
+            "`elq encode-entities --model MODEL --catalogue CATALOGUE --output DIR` (or embed-entities + "
+            "build-index), or pass check_fingerprints=False if you know the vectors match"
+        )
 
 
 def default_linker_dir() -> str:

@@ -111,3 +111,11 @@ def test_evaluate_writes_report_and_sweep_plot(linker_dir, tmp_path):
     assert sum(report["errors"].values()) == 1  # the one spanned gold mention, accounted for
     assert "best_threshold" in report and report["timing"]["load_seconds"] >= 0
     assert list(tmp_path.glob("report-*.png"))
+
+
+def test_recipes_lists_every_recipe():
+    from elcore.recipes import RECIPES
+
+    result = runner.invoke(app, ["recipes"])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.output.strip().splitlines()] == list(RECIPES)
