@@ -105,11 +105,15 @@ def test_index_of_another_model_or_catalogue_is_refused(linker, tiny_base_dir, s
     vectors = linker.index.index.reconstruct_n(0, linker.index.ntotal)
     stamped = FaissIndex.build(vectors, IndexSpec(), index_metadata(linker.model, small_catalogue))
     Linker(linker.model, small_catalogue, stamped)  # matching fingerprints: accepted
-    other = ElqModel.from_base(str(tiny_base_dir), max_context_length=32, context_stride=12, max_entity_length=16)
+    other = ElqModel.from_base(
+        str(tiny_base_dir), max_context_length=32, context_stride=12, max_entity_length=16
+    )
     with pytest.raises(IndexMismatchError, match="entity encoder") as raised:
         Linker(other, small_catalogue, stamped)
     assert "elq encode-entities" in str(raised.value)
-    renamed = small_catalogue.from_records([{"id": f"Q{i}", "title": f"E{i}"} for i in range(len(small_catalogue))])
+    renamed = small_catalogue.from_records(
+        [{"id": f"Q{i}", "title": f"E{i}"} for i in range(len(small_catalogue))]
+    )
     with pytest.raises(IndexMismatchError, match="catalogue"):
         Linker(linker.model, renamed, stamped)
     Linker(other, small_catalogue, stamped, check_fingerprints=False)  # the expert's override
