@@ -19,6 +19,7 @@ Writes `benchmarks/results/<name>.json` and saves the hybrid linker to `--output
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 import time
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--throughput-texts", type=int, default=256)
     parser.add_argument("--name", default="hybrid")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     machine = machine_info()
     settings.hf_offline()
     kit = settings.kit_dir()

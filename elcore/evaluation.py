@@ -22,9 +22,10 @@ from .metrics import Prediction, best_threshold, evaluate, predictions_from_link
 
 
 def default_thresholds(fused: bool = False) -> list[float]:
-    """Thresholds to sweep: ELQ joint scores -8..0, or for a fused linker log p from p = 0.05 to 0.95."""
+    """Thresholds to sweep: ELQ joint scores -8..0, or for a fused linker log p for p in 0.01..0.95."""
     if fused:
-        return [round(float(np.log(p)), 3) for p in np.arange(0.05, 0.96, 0.05)]
+        probabilities = [0.01, 0.02, 0.03, 0.04, *np.arange(0.05, 0.96, 0.05)]
+        return [round(float(np.log(p)), 3) for p in probabilities]
     return [round(float(t), 2) for t in np.arange(-8.0, 0.01, 0.25)]
 
 

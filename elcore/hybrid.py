@@ -42,8 +42,10 @@ class HybridConfig:
 
     Attributes:
         prior_data: training files whose gold spans become mention counts (train splits only).
-        head_data: `(file, max_examples)` the head is fitted on (sampled; a subset of `prior_data`, so
-            leave-one-out applies).
+        head_data: `(file, max_examples[, "partial"])` the head is fitted on (sampled, 0 = all; each
+            file must be in `prior_data`, so leave-one-out applies). "partial" marks files that
+            annotate only some mentions (Wikipedia anchors, FewRel's entity pairs): only candidate
+            spans that overlap a gold span are used, so unannotated names are not taught as negatives.
         anchor_counts: an `anchors.parquet` written by `elq kb build` (surface, entity, count), optional.
         fusion: the head's shape and its prior candidates per span.
         epochs: passes of the head over its rows.
@@ -51,7 +53,7 @@ class HybridConfig:
     """
 
     prior_data: list[str] = field(default_factory=list)
-    head_data: list[tuple[str, int]] = field(default_factory=list)
+    head_data: list[tuple[str, int, str]] = field(default_factory=list)
     anchor_counts: str | None = None
     fusion: FusionConfig = field(default_factory=FusionConfig)
     epochs: int = 30
@@ -67,8 +69,18 @@ class HybridConfig:
         values = dict(values)
         if isinstance(values.get("fusion"), dict):
             values["fusion"] = FusionConfig(**values["fusion"])
-        values["head_data"] = [(str(url), int(n)) for url, n in values.get("head_data", [])]
+        values["head_data"] = [_head_entry(entry) for entry in values.get("head_data", [])]
         return cls(**values)
+
+
+def _head_entry(entry: Sequence) -> tuple[str, int, str]:
+    url, limit, *rest = entry
+    annotation = rest[0] if rest else "complete"
+    if annotation not in ("complete", "partial"):
+        raise ConfigError(
+            f"hybrid.head_data {url}: annotation must be 'complete' or 'partial', got {annotation!r}"
+        )
+    return str(url), int(limit), annotation
 
 
 def train_hybrid_linker(config: TrainConfig) -> dict:
@@ -141,13 +153,15 @@ def fit_hybrid(
 
 
 def collect_training_rows(
-    linker: Linker, examples: Sequence[Example], batch: int = 256
+    linker: Linker, examples: Sequence[Example], partial: Sequence[bool] | None = None, batch: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features and 0/1 labels of every fused candidate the linker proposes on `examples`.
 
     Candidates whose entity is a gold entity without a span are left out (the gold only says it is
-    mentioned somewhere, so they are neither right nor wrong).
+    mentioned somewhere, so they are neither right nor wrong); so are, for a `partial` example, spans
+    that overlap none of its gold spans.
     """
+    partial = list(partial) if partial is not None else [False] * len(examples)
     rows_of = example_rows(linker.catalogue, examples)
     features, labels = [], []
     done, started = 0, time.perf_counter()

@@ -135,7 +135,16 @@ _PRIOR_FILES = (
     ("anchors", "bootleg"),
     ("anchors", "oke_train"),
 )
-_HEAD_SAMPLE = {"simplequestions/train": 3000, "anchors/fewrel": 2000, "graphquestions/train": -1}
+# (file, examples sampled (0 = all), annotation) the fusion head is fitted on; anchor sets annotate
+# only some names of a sentence ("partial").
+_HEAD_DATA = (
+    ("webqsp/train", 0, "complete"),
+    ("elq_webqsp_span_sample/train", 0, "complete"),
+    ("simplequestions/train", 3000, "complete"),
+    ("anchors/fewrel", 2000, "partial"),
+    ("anchors/bootleg", 0, "partial"),
+    ("anchors/oke_train", 0, "partial"),
+)
 
 
 def _hybrid(kit: Path) -> dict[str, Any]:
@@ -147,11 +156,7 @@ def _hybrid(kit: Path) -> dict[str, Any]:
         "max_train_examples": 13000,
         "hybrid": {
             "prior_data": list(files.values()),
-            "head_data": [
-                [url, _HEAD_SAMPLE.get(name, 0)]
-                for name, url in files.items()
-                if _HEAD_SAMPLE.get(name, 0) >= 0
-            ],
+            "head_data": [[files[name], limit, annotation] for name, limit, annotation in _HEAD_DATA],
         },
     }
 

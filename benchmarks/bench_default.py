@@ -1,0 +1,96 @@
+"""The embedded default on everyday text: `benchmarks/data/everyday.jsonl` (hand-written, see
+`benchmarks/data/make_everyday.py`), fused vs dense score vs an exact-title matcher, plus what the
+README's sentences link to and how long one `elq link "..."` takes from the shell.
+
+    python benchmarks/bench_default.py [--model DIR]     # default: the built embedded default
+
+Writes `benchmarks/results/default.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import machine_info, write_result  # noqa: E402
+from elcore import settings  # noqa: E402
+from elcore.data import read_examples  # noqa: E402
+from elcore.evaluation import evaluate_linker  # noqa: E402
+from elcore.linker import Linker, require_default_linker  # noqa: E402
+from elcore.metrics import Prediction, evaluate  # noqa: E402
+
+EVERYDAY = Path(__file__).resolve().parent / "data" / "everyday.jsonl"
+README_SENTENCES = [
+    "Who painted the Mona Lisa, and where does it hang?",
+    "Albert Einstein developed the theory of relativity.",
+    "The Amazon River flows through Brazil into the Atlantic Ocean.",
+]
+
+
+def title_matcher(linker: Linker, texts: list[str], max_words: int = 6) -> list[list[Prediction]]:
+    """The 20-line baseline: longest word n-gram equal (case-insensitively) to a catalogue title."""
+    titles = linker.catalogue.table.column("title").to_pylist()
+    ids = linker.catalogue.table.column("id").to_pylist()
+    by_title = {t.lower(): i for t, i in zip(titles, ids, strict=True)}
+    out = []
+    for text in texts:
+        words = [(m.start(), m.end()) for m in re.finditer(r"\w+(?:[-'.,]\w+)*\.?", text)]
+        links, i = [], 0
+        while i < len(words):
+            for n in range(min(max_words, len(words) - i), 0, -1):
+                start, end = words[i][0], words[i + n - 1][1]
+                surface = text[start:end]
+                entity = by_title.get(surface.lower()) or by_title.get(surface.rstrip(".").lower())
+                if entity:
+                    links.append(Prediction(start, end, entity))
+                    i += n
+                    break
+            else:
+                i += 1
+        out.append(links)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args(argv)
+    machine = machine_info()
+    settings.hf_offline()
+    model_dir = args.model or require_default_linker()
+    linker = Linker.from_pretrained(model_dir, num_candidates=3)
+    examples = read_examples(str(EVERYDAY))
+    results: dict = {"examples": len(examples), "golds": sum(len(e.mentions) for e in examples), "modes": {}}
+    for mode in ("fused", "dense"):
+        linker.use_priors = mode == "fused" and linker.priors is not None
+        report = evaluate_linker(linker, examples)
+        results["modes"][mode] = {
+            "threshold": report["threshold"],
+            **{k: report["metrics"][k] for k in ("entity", "strong", "weak")},
+            "errors": report["errors"],
+        }
+    baseline = evaluate(examples, title_matcher(linker, [e.text for e in examples]))
+    results["modes"]["exact_title_matcher"] = {k: baseline[k] for k in ("entity", "strong", "weak")}
+    linker.use_priors = linker.priors is not None
+    results["readme_sentences"] = [
+        [(x.mention, x.title, round(x.score, 2)) for x in links] for links in linker.link(README_SENTENCES)
+    ]
+    started = time.perf_counter()
+    subprocess.run(
+        ["elq", "link", "--model", model_dir, README_SENTENCES[1]], check=True, capture_output=True
+    )
+    results["elq_link_one_sentence_seconds"] = round(time.perf_counter() - started, 2)
+    for mode, row in results["modes"].items():
+        print(mode, {k: round(row[k]["f1"], 3) for k in ("entity", "strong", "weak")}, flush=True)
+    return write_result("default", vars(args), results, machine)
+
+
+if __name__ == "__main__":
+    main()
