@@ -39,15 +39,17 @@ def title_matcher(linker: Linker, texts: list[str], max_words: int = 6) -> list[
     by_title = {t.lower(): i for t, i in zip(titles, ids, strict=True)}
     out = []
     for text in texts:
-        words = [(m.start(), m.end()) for m in re.finditer(r"\w+(?:[-'.,]\w+)*\.?", text)]
+        words = [(m.start(), m.end()) for m in re.finditer(r"\w+(?:[-'.,]\w+)*", text)]
         links, i = [], 0
         while i < len(words):
             for n in range(min(max_words, len(words) - i), 0, -1):
                 start, end = words[i][0], words[i + n - 1][1]
-                surface = text[start:end]
-                entity = by_title.get(surface.lower()) or by_title.get(surface.rstrip(".").lower())
-                if entity:
-                    links.append(Prediction(start, end, entity))
+                ends = [end + 1, end] if text[end : end + 1] == "." else [end]  # "Jr.", "D.C."
+                found = [
+                    (e, by_title[text[start:e].lower()]) for e in ends if text[start:e].lower() in by_title
+                ]
+                if found:
+                    links.append(Prediction(start, found[0][0], found[0][1]))
                     i += n
                     break
             else:

@@ -48,7 +48,40 @@ FEATURES = (
     "log_surface_entities",  # ambiguity: entities recorded for the surface
     "inside_known_span",  # a longer candidate span around this one is in the prior table
     "contains_known_span",  # a shorter known span lies inside this one
+    "context_score",  # inner product of the window's mean vector and the entity vector
+    "context_log_softmax",  # ... over the span's candidates
+    "has_qid",  # the entity has a Wikidata id
+    "log_qid_number",  # log of its QID number (older items are the better-known ones)
 )
+
+
+@dataclass(frozen=True)
+class SpanFacts:
+    """What the linker knows about each of `N` candidate spans (arrays of length N, or `[N, C]`)."""
+
+    mention_scores: np.ndarray
+    words: np.ndarray
+    capitalized: np.ndarray
+    known: np.ndarray  # the span's text is in the prior table
+    inside_known: np.ndarray
+    contains_known: np.ndarray
+    context_scores: np.ndarray  # [N, C] window vector . candidate entity vector
+
+
+@dataclass(frozen=True)
+class EntityFacts:
+    """Per catalogue row: whether it has text, and its QID number (0 = none)."""
+
+    has_text: np.ndarray
+    qid_number: np.ndarray
+
+    @classmethod
+    def of(cls, catalogue) -> EntityFacts:
+        qids = catalogue.table.column("qid").to_pylist()
+        numbers = np.array([int(q[1:]) if q and q[1:].isdigit() else 0 for q in qids], dtype=np.int64)
+        return cls(catalogue.has_text(np.arange(len(catalogue))), numbers)
+
+
 _LOG_FLOOR = math.log(1e-3)
 
 
@@ -145,15 +178,7 @@ def nesting(
 
 
 def candidate_features(
-    fused: FusedCandidates,
-    mention_scores: np.ndarray,
-    span_words: np.ndarray,
-    capitalized: np.ndarray,
-    known: np.ndarray,
-    priors: PriorTable,
-    has_text: np.ndarray,
-    inside_known: np.ndarray,
-    contains_known: np.ndarray,
+    fused: FusedCandidates, spans: SpanFacts, entities: EntityFacts, priors: PriorTable
 ) -> np.ndarray:
     """`[N, C, len(FEATURES)]` float32 features of every fused candidate (padding rows are zeros)."""
     rows = fused.rows
@@ -168,8 +193,13 @@ def candidate_features(
     counts = np.maximum(fused.counts, 0.0)
     prior = np.where(totals > 0, counts / np.maximum(totals, 1.0), 0.0)
     popularity = np.maximum(priors.entity_counts[safe_rows] - fused.entity_discount, 0.0)
+    context = np.where(valid & np.isfinite(spans.context_scores), spans.context_scores, 0.0)
+    context_masked = np.where(valid, context, -np.inf)
+    context_log_softmax = context_masked - _logsumexp(context_masked)[:, None]
+    qid_number = entities.qid_number[safe_rows]
+    per_span = lambda x: np.broadcast_to(np.asarray(x)[:, None], (n, c))  # noqa: E731
     columns = [
-        np.broadcast_to(mention_scores[:, None], (n, c)),
+        per_span(spans.mention_scores),
         dense,
         np.where(valid, log_softmax, 0.0),
         in_dense,
@@ -179,15 +209,19 @@ def candidate_features(
         np.broadcast_to(np.log1p(totals), (n, c)),
         fused.is_title,
         fused.is_alias,
-        np.broadcast_to(known[:, None], (n, c)),
+        per_span(spans.known),
         np.log1p(popularity),
-        has_text[safe_rows],
-        np.broadcast_to(span_words[:, None], (n, c)),
-        np.broadcast_to(capitalized[:, None], (n, c)),
+        entities.has_text[safe_rows],
+        per_span(spans.words),
+        per_span(spans.capitalized),
         fused.prior_top_1,
-        np.broadcast_to(np.log1p(fused.surface_entities)[:, None], (n, c)),
-        np.broadcast_to(inside_known[:, None], (n, c)),
-        np.broadcast_to(contains_known[:, None], (n, c)),
+        per_span(np.log1p(fused.surface_entities)),
+        per_span(spans.inside_known),
+        per_span(spans.contains_known),
+        context,
+        np.where(valid, context_log_softmax, 0.0),
+        qid_number > 0,
+        np.log1p(qid_number),
     ]
     features = np.stack([np.asarray(x, dtype=np.float32) for x in columns], axis=-1)
     return np.where(valid[..., None], features, 0.0).astype(np.float32)

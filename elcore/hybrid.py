@@ -121,16 +121,19 @@ def fit_hybrid(
 
     rng = random.Random(config.seed)
     head_examples: list[Example] = []
-    for url, limit in config.head_data:
+    partial: list[bool] = []
+    for url, limit, annotation in map(_head_entry, config.head_data):
         pool = examples_by_file.get(url)
         if pool is None:
             raise ConfigError(
                 f"hybrid.head_data file {url} is not among prior_data (leave-one-out needs it there)"
             )
         pool = [e for e in pool if e.mentions]
-        head_examples += rng.sample(pool, min(limit, len(pool))) if limit else pool
+        chosen = rng.sample(pool, min(limit, len(pool))) if limit else pool
+        head_examples += chosen
+        partial += [annotation == "partial"] * len(chosen)
     linker.priors, linker.fusion, linker.use_priors = priors, None, True
-    features, labels = collect_training_rows(linker, head_examples)
+    features, labels = collect_training_rows(linker, head_examples, partial)
     head = train_head(features, labels, config.fusion, epochs=config.epochs, seed=config.seed)
     linker.fusion = head
     summary = {
@@ -171,7 +174,10 @@ def collect_training_rows(
         hits = linker._span_hits(
             [e.text for e in chunk], linker.config.effective_mention_threshold, own, True
         )
-        for example, gold_rows, per_text in zip(chunk, rows_of[lo : lo + batch], hits, strict=True):
+        chunk_partial = partial[lo : lo + batch]
+        for example, gold_rows, per_text, only_overlapping in zip(
+            chunk, rows_of[lo : lo + batch], hits, chunk_partial, strict=True
+        ):
             gold = {
                 (m.start, m.end): int(r)
                 for m, r in zip(example.mentions, gold_rows, strict=True)
@@ -179,6 +185,8 @@ def collect_training_rows(
             }
             unspanned = {int(r) for m, r in zip(example.mentions, gold_rows, strict=True) if not m.has_span}
             for hit in per_text:
+                if only_overlapping and not any(hit.start < e and s < hit.end for s, e in gold):
+                    continue  # an unannotated name of a partially annotated text: neither right nor wrong
                 valid = hit.rows >= 0
                 keep = valid & ~np.isin(hit.rows, list(unspanned))
                 want = gold.get((hit.start, hit.end), -2)

@@ -28,7 +28,15 @@ from . import fs, settings
 from .catalogue import EntityCatalogue
 from .encoding import catalogue_vectors
 from .errors import ConfigError, IndexMismatchError, ModelNotFoundError
-from .fusion import FUSION_DIR, FusionHead, candidate_features, fuse_candidates, nesting
+from .fusion import (
+    FUSION_DIR,
+    EntityFacts,
+    FusionHead,
+    SpanFacts,
+    candidate_features,
+    fuse_candidates,
+    nesting,
+)
 from .index import EntityIndex, FaissIndex, IndexSpec, load_index
 from .model import ElqConfig, ElqModel
 from .priors import PRIORS_FILE, MentionCounts, PriorTable, text_key
@@ -153,7 +161,7 @@ class Linker:
         self.use_priors = (priors is not None and fusion is not None) if use_priors is None else use_priors
         if self.use_priors and priors is None:
             raise ConfigError("use_priors needs a prior table (priors.parquet in the linker directory)")
-        self._has_text: np.ndarray | None = None
+        self._entity_facts: EntityFacts | None = None
 
     @property
     def config(self) -> ElqConfig:
@@ -338,6 +346,9 @@ class Linker:
                 if own_counts is None
                 else [own_counts[batch.windows[b].text_index] for b in b_idx.tolist()]
             )
+            content = batch.content_mask.to(device).unsqueeze(-1).to(hidden.dtype)
+            window_means = (hidden * content).sum(dim=1) / content.sum(dim=1).clamp(min=1)
+            context = window_means[b_idx.to(device)].float().cpu().numpy()
             rows, entity_scores, joint, features = self._fused_scores(
                 texts,
                 docs,
@@ -346,6 +357,7 @@ class Linker:
                 first,
                 last,
                 vectors,
+                context,
                 rows,
                 entity_scores,
                 mention_scores,
@@ -428,6 +440,7 @@ class Linker:
         first: torch.Tensor,
         last: torch.Tensor,
         vectors: np.ndarray,
+        context: np.ndarray,
         dense_rows: np.ndarray,
         dense_scores: np.ndarray,
         mention_scores: torch.Tensor,
@@ -452,17 +465,16 @@ class Linker:
             capitalized[n] = texts[window.text_index][s : s + 1].isupper()
         known = positions >= 0
         inside, contains = nesting(b.numpy(), i.numpy(), j.numpy(), known)
-        features = candidate_features(
-            fused,
+        spans = SpanFacts(
             mention_scores.numpy(),
             span_words,
             capitalized,
             known,
-            self.priors,
-            self.entity_has_text,
             inside,
             contains,
+            self.index.score_ids(context, fused.rows),
         )
+        features = candidate_features(fused, spans, self.entity_facts, self.priors)
         if self.fusion is not None:
             joint = self.fusion.log_probs(features)
         else:  # collecting training features: any order will do
@@ -471,11 +483,11 @@ class Linker:
         return fused.rows, fused.dense_scores, joint, features
 
     @property
-    def entity_has_text(self) -> np.ndarray:
-        """Whether each catalogue row has description text (computed once)."""
-        if self._has_text is None:
-            self._has_text = self.catalogue.has_text(np.arange(len(self.catalogue)))
-        return self._has_text
+    def entity_facts(self) -> EntityFacts:
+        """Per-entity features of the fusion head (computed once)."""
+        if self._entity_facts is None:
+            self._entity_facts = EntityFacts.of(self.catalogue)
+        return self._entity_facts
 
     def _to_links(self, texts: Sequence[str], hits: list[list[_SpanHit]]) -> list[list[Link]]:
         """Attach catalogue fields (one batched look-up for all rows needed)."""

@@ -5,8 +5,10 @@ from elcore.catalogue import EntityCatalogue
 from elcore.data import Example, GoldMention
 from elcore.fusion import (
     FEATURES,
+    EntityFacts,
     FusionConfig,
     FusionHead,
+    SpanFacts,
     candidate_features,
     fuse_candidates,
     nesting,
@@ -19,7 +21,7 @@ from elcore.priors import MentionCounts, PriorTable, example_rows, surface_keys
 def table_and_catalogue():
     catalogue = EntityCatalogue.from_records(
         [
-            {"id": f"Q{i}", "title": t}
+            {"id": f"Q{i}", "qid": f"Q{i + 1}" if i < 2 else None, "title": t}
             for i, t in enumerate(["Paris", "Paris (mythology)", "Berlin", "France"])
         ]
     )
@@ -54,9 +56,13 @@ def test_leave_one_out_removes_the_texts_own_counts(table_and_catalogue):
     assert without.counts[0].tolist()[:2] == [1, 1] and without.surface_totals[0] == 2
     assert without.entity_discount[0].tolist()[:2] == [1, 0]
     no = np.zeros(1, dtype=bool)
-    features = candidate_features(
-        without, np.zeros(1), np.ones(1), np.ones(1), positions >= 0, table, np.zeros(4, dtype=bool), no, no
+    spans = SpanFacts(
+        np.zeros(1), np.ones(1), np.ones(1), positions >= 0, no, no, np.zeros(without.rows.shape)
     )
+    entities = EntityFacts.of(catalogue)
+    features = candidate_features(without, spans, entities, table)
+    assert features[0, 0, FEATURES.index("has_qid")] == 1
+    assert features[0, 1, FEATURES.index("log_qid_number")] == pytest.approx(np.log1p(2))
     log_prior = features[0, :2, FEATURES.index("log_prior")]
     assert np.allclose(np.exp(log_prior) - 1e-3, [0.5, 0.5])  # 1 of 2 each once "a" is left out
     assert features[0, 0, FEATURES.index("log_entity_count")] == pytest.approx(np.log1p(1))
@@ -64,7 +70,7 @@ def test_leave_one_out_removes_the_texts_own_counts(table_and_catalogue):
 
 def test_head_learns_a_separable_feature_and_round_trips(tmp_path):
     rng = np.random.default_rng(0)
-    features = rng.normal(size=(2000, len(FEATURES))).astype(np.float32)
+    features = rng.normal(size=(4000, len(FEATURES))).astype(np.float32)
     labels = (features[:, FEATURES.index("log_prior")] > 0.5).astype(np.float32)
     head = train_head(features, labels, FusionConfig(hidden_size=8), epochs=40)
     predicted = np.exp(head.log_probs(features)) > 0.5

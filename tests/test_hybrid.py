@@ -100,3 +100,14 @@ def test_cli_switch_and_threshold(hybrid, tmp_path):
     assert spans == [(s, e, i) for s, e, i, _ in before[1]]
     none = runner.invoke(app, ["link", "--model", str(tmp_path / "h"), "--threshold", "0.0", TEXTS[1]])
     assert none.exit_code == 0 and json.loads(none.output.strip().splitlines()[-1])["links"] == []
+
+
+def test_partial_annotation_drops_spans_away_from_golds(dense):
+    from elcore.priors import PriorTable
+
+    dense.priors, dense.use_priors = PriorTable.build(dense.catalogue, TRAIN), True
+    full, _ = collect_training_rows(dense, TRAIN)
+    partial, labels = collect_training_rows(dense, TRAIN, partial=[True] * len(TRAIN))
+    assert 0 < len(partial) < len(full) and int(labels.sum()) == sum(
+        m.has_span for e in TRAIN for m in e.mentions
+    )
