@@ -37,7 +37,7 @@ from elcore.fusion import FusionConfig  # noqa: E402
 from elcore.hybrid import HybridConfig, fit_hybrid  # noqa: E402
 from elcore.linker import Linker  # noqa: E402
 from elcore.metrics import Prediction, evaluate  # noqa: E402
-from elcore.priors import PriorTable, normalize_surface  # noqa: E402
+from elcore.priors import PriorTable  # noqa: E402
 from elcore.recipes import recipe_config  # noqa: E402
 
 DEV_SETS = ("webqsp/dev", "mintaka/dev")
@@ -46,7 +46,9 @@ DEV_SETS = ("webqsp/dev", "mintaka/dev")
 def alias_baseline(
     priors: PriorTable, catalogue, examples: list[Example], max_words: int = 8
 ) -> list[list[Prediction]]:
-    """Longest n-gram match over the prior table, left to right; the surface's most mentioned entity."""
+    """A dictionary linker over the prior table, no learning: left to right, the longest word n-gram
+    that is a known surface (a single word only when it was linked in training, capitalised or at
+    least 3 times); its most-mentioned entity (then the title match)."""
     out = []
     for example in examples:
         words = [(m.start(), m.end()) for m in re.finditer(r"\w+(?:[-'.]\w+)*", example.text)]
@@ -55,10 +57,13 @@ def alias_baseline(
             for n in range(min(max_words, len(words) - i), 0, -1):
                 start, end = words[i][0], words[i + n - 1][1]
                 surface = example.text[start:end]
-                pos = int(priors.find([surface])[0]) if normalize_surface(surface) else -1
-                if pos >= 0:
-                    row = int(priors.candidates(pos, top=1).rows[0])
-                    links.append((start, end, row))
+                pos = int(priors.find([surface])[0])
+                if pos < 0:
+                    continue
+                found = priors.candidates(pos, top=1)
+                seen = priors.surface_totals[pos]
+                if n > 1 or (seen > 0 and surface[:1].isupper()) or seen >= 3:
+                    links.append((start, end, int(found.rows[0])))
                     i += n
                     break
             else:

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 
 CATALOGUE_FILE = "catalogue.parquet"
 INDEX_DIR = "index"
+
+
+class UntrainedModelWarning(UserWarning):
+    """A linker was built on a model whose mention head was never trained."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,14 @@ class Linker:
             raise IndexMismatchError(f"index dim {index.dim} != model vector dim {model.config.hidden_size}")
         if check_fingerprints:
             check_index_fingerprints(index, model, catalogue)
+        if not model.head_trained:
+            warnings.warn(
+                "this model comes straight from a base checkpoint: its mention head is untrained, so its "
+                "links are noise; train it first (elq train, or elcore.training.train) or load a trained "
+                "linker with Linker.from_pretrained",
+                UntrainedModelWarning,
+                stacklevel=2,
+            )
         self.model = model.to(device or settings.device()).eval()
         self.catalogue = catalogue
         self.index = index

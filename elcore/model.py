@@ -143,6 +143,8 @@ class ElqModel(nn.Module):
         self.context_encoder = context_encoder
         self.entity_encoder = entity_encoder
         self.mention_head = MentionHead(config.hidden_size)
+        # False for a model fresh from a base checkpoint: its mention head is random until trained.
+        self.head_trained = True
 
     # ----------------------------------------------------------------- building and saving
     @classmethod
@@ -164,7 +166,9 @@ class ElqModel(nn.Module):
         config = ElqConfig(base_model=base_model, hidden_size=context.config.hidden_size, **config_values)
         share = config.share_encoders
         entity = context if share else AutoModel.from_pretrained(path, use_safetensors=True)
-        return cls(config, tokenizer, context, entity)
+        model = cls(config, tokenizer, context, entity)
+        model.head_trained = False
+        return model
 
     @classmethod
     def from_pretrained(cls, model_dir: str, map_location: str = "cpu") -> ElqModel:

@@ -546,7 +546,9 @@ def _initial_model(config: TrainConfig) -> ElqModel:
         if config.model:
             model.config = model.config.replace(**config.model)
         return model
-    return ElqModel.from_base(config.base_model, **config.model)
+    model = ElqModel.from_base(config.base_model, **config.model)
+    model.head_trained = True  # it is about to be
+    return model
 
 
 def _read_all(urls: Sequence[str], limit: int | None) -> list[Example]:

@@ -117,3 +117,12 @@ def test_index_of_another_model_or_catalogue_is_refused(linker, tiny_base_dir, s
     with pytest.raises(IndexMismatchError, match="catalogue"):
         Linker(linker.model, renamed, stamped)
     Linker(other, small_catalogue, stamped, check_fingerprints=False)  # the expert's override
+
+
+def test_a_fresh_base_model_warns_that_its_head_is_untrained(tiny_base_dir, small_catalogue, linker):
+    from elcore.linker import UntrainedModelWarning
+    from elcore.model import ElqModel
+
+    fresh = ElqModel.from_base(str(tiny_base_dir), max_context_length=32, context_stride=12)
+    with pytest.warns(UntrainedModelWarning, match="untrained"):
+        Linker(fresh, small_catalogue, linker.index, check_fingerprints=False)
