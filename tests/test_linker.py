@@ -108,6 +108,7 @@ def test_index_of_another_model_or_catalogue_is_refused(linker, tiny_base_dir, s
     other = ElqModel.from_base(
         str(tiny_base_dir), max_context_length=32, context_stride=12, max_entity_length=16
     )
+    other.head_trained = True
     with pytest.raises(IndexMismatchError, match="entity encoder") as raised:
         Linker(other, small_catalogue, stamped)
     assert "elq encode-entities" in str(raised.value)
