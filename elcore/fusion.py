@@ -24,7 +24,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from . import fs
-from .errors import ModelNotFoundError
+from .errors import ConfigError, ModelNotFoundError
 from .priors import MentionCounts, PriorTable
 
 FUSION_DIR = "fusion"
@@ -280,6 +280,12 @@ class FusionHead(nn.Module):
         if not fs.exists(config_url):
             raise ModelNotFoundError(f"no fusion head at {url} (config.json missing)")
         config = FusionConfig(**fs.read_json(config_url))
+        if list(config.features) != list(FEATURES):
+            raise ConfigError(
+                f"the fusion head at {url} was fitted on features {config.features}, this elq computes "
+                f"{list(FEATURES)}: refit it (`elq build-default` for the embedded default, `elq train "
+                "--recipe hybrid` or elcore.hybrid.fit_hybrid for your own), or link with --no-use-priors"
+            )
         head = cls(config)
         head.load_state_dict(load_safetensors(fs.read_bytes(fs.join(url, "model.safetensors"))), strict=True)
         return head.eval()

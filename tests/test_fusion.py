@@ -89,3 +89,17 @@ def test_nesting_marks_spans_inside_and_around_known_spans():
     inside, contains = nesting(groups, first, last, known)
     assert inside.tolist() == [False, True, True, False]  # span 3 sits in another window
     assert contains.tolist() == [True, True, False, False]
+
+
+def test_a_head_fitted_on_other_features_is_refused(tmp_path):
+    import json
+
+    from elcore.errors import ConfigError
+
+    head = FusionHead(FusionConfig(hidden_size=4))
+    head.save(str(tmp_path / "fusion"))
+    config = json.loads((tmp_path / "fusion" / "config.json").read_text())
+    config["features"] = config["features"][:-1]
+    (tmp_path / "fusion" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="refit it"):
+        FusionHead.load(str(tmp_path / "fusion"))
