@@ -111,3 +111,27 @@ def test_partial_annotation_drops_spans_away_from_golds(dense):
     assert 0 < len(partial) < len(full) and int(labels.sum()) == sum(
         m.has_span for e in TRAIN for m in e.mentions
     )
+
+
+def test_training_run_with_a_hybrid_stage_writes_a_fused_linker(tiny_base_dir, small_catalogue, tmp_path):
+    from elcore.hybrid import train_hybrid_linker
+    from elcore.training import train
+    from tests.training_data import tiny_config, write_tiny_data
+
+    data = write_tiny_data(tmp_path / "data", small_catalogue)
+    hybrid = {"head_data": [[data["train"], 0, "complete"]], "fusion": {"hidden_size": 4}, "epochs": 3}
+    config = tiny_config(tiny_base_dir, data, tmp_path / "run", epochs=1, hybrid=hybrid)
+    train(config)
+    summary = train_hybrid_linker(config)
+    linker = Linker.from_pretrained(summary["linker"])
+    assert linker.fused and linker.threshold == pytest.approx(summary["threshold"])
+    assert linker.priors.metadata["example_sources"] == [data["train"]]
+
+
+def test_hybrid_options_are_checked():
+    from elcore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown fields"):
+        HybridConfig.from_dict({"head": []})
+    with pytest.raises(ConfigError, match="'complete' or 'partial'"):
+        HybridConfig.from_dict({"head_data": [["x.jsonl", 0, "some"]]})
