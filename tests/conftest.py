@@ -104,6 +104,21 @@ def small_catalogue():
     return EntityCatalogue.from_records(ENTITY_RECORDS)
 
 
+@pytest.fixture()
+def tiny_linker(tiny_model, small_catalogue):
+    """The random tiny model over the small catalogue, exact index; a very low threshold so that links
+    exist at all."""
+    from elcore.encoding import encode_entities
+    from elcore.index import FaissIndex, IndexSpec
+    from elcore.linker import Linker
+
+    tiny_model.config = tiny_model.config.replace(threshold=-50.0)
+    vectors = encode_entities(
+        tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False
+    )
+    return Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec()), num_candidates=3)
+
+
 @pytest.fixture(scope="session")
 def kit_dir() -> Path:
     path = settings.kit_dir()

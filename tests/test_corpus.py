@@ -5,19 +5,12 @@ import json
 import pytest
 
 from elcore.corpus import check_output, link_jsonl, read_jsonl_records
-from elcore.encoding import encode_entities
 from elcore.errors import ConfigError, InputRecordError
-from elcore.index import FaissIndex, IndexSpec
-from elcore.linker import Linker
 
 
 @pytest.fixture()
-def linker(tiny_model, small_catalogue):
-    tiny_model.config = tiny_model.config.replace(threshold=-50.0)
-    vectors = encode_entities(
-        tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False
-    )
-    return Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec()))
+def linker(tiny_linker):
+    return tiny_linker
 
 
 def test_invalid_utf8_fails_its_line_only(linker, tmp_path):

@@ -1,10 +1,8 @@
 import pytest
 
 from elcore.data import Example, GoldMention, write_examples
-from elcore.encoding import encode_entities
 from elcore.fusion import FusionConfig
 from elcore.hybrid import HybridConfig, collect_training_rows, fit_hybrid
-from elcore.index import FaissIndex, IndexSpec
 from elcore.linker import Linker
 
 TEXTS = ["who is betty white's husband?", "Paris is the capital of France.", "", "the city of light"]
@@ -25,12 +23,8 @@ def _tuples(links):
 
 
 @pytest.fixture()
-def dense(tiny_model, small_catalogue):
-    tiny_model.config = tiny_model.config.replace(threshold=-50.0)
-    vectors = encode_entities(
-        tiny_model, small_catalogue.entity_inputs(range(len(small_catalogue))), progress=False
-    )
-    return Linker(tiny_model, small_catalogue, FaissIndex.build(vectors, IndexSpec()), num_candidates=3)
+def dense(tiny_linker):
+    return tiny_linker
 
 
 @pytest.fixture()
