@@ -466,23 +466,13 @@ class ShardedIndex(EntityIndex):
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         queries = _as_queries(queries, self.dim, k)
-        results = [shard.search(queries, k) for shard in self.shards]
-        scores = np.concatenate([r.scores for r in results], axis=1)
-        ids = np.concatenate(
-            [np.where(r.ids >= 0, r.ids + start, -1) for r, start in zip(results, self.starts, strict=True)],
-            axis=1,
-        )
-        return _top_k(scores, ids, k)
+        return merge_shard_results([shard.search(queries, k) for shard in self.shards], self.starts, k)
 
     def score_ids(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.int64)
-        scores = np.full(ids.shape, -np.inf, dtype=np.float32)
-        for shard, (start, end) in zip(self.shards, self.ranges, strict=True):
-            mine = (ids >= start) & (ids < end)
-            if mine.any():
-                local = shard.score_ids(queries, np.where(mine, ids - start, -1))
-                scores = np.where(mine, local, scores)
-        return scores
+        local = split_ids(ids, self.ranges)
+        return merge_shard_scores(
+            [shard.score_ids(queries, mine) for shard, mine in zip(self.shards, local, strict=True)], local
+        )
 
     def save(self, url: str) -> None:
         for number, shard in enumerate(self.shards):
@@ -494,6 +484,29 @@ class ShardedIndex(EntityIndex):
 
 
 # -- building blocks for pipelines -----------------------------------------------------------------------
+
+
+def merge_shard_results(results: Sequence[SearchResult], starts: Sequence[int], k: int) -> SearchResult:
+    """The exact top-k over per-shard results (shard-local ids, shard i starting at global row starts[i])."""
+    scores = np.concatenate([r.scores for r in results], axis=1)
+    ids = np.concatenate(
+        [np.where(r.ids >= 0, r.ids + start, -1) for r, start in zip(results, starts, strict=True)], axis=1
+    )
+    return _top_k(scores, ids, k)
+
+
+def split_ids(ids: np.ndarray, ranges: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """Per shard, `ids` as shard-local ids (-1 where another shard holds the row)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    return [np.where((ids >= start) & (ids < end), ids - start, -1) for start, end in ranges]
+
+
+def merge_shard_scores(scores: Sequence[np.ndarray], local_ids: Sequence[np.ndarray]) -> np.ndarray:
+    """Combine per-shard `score_ids` answers: each position from the shard that holds its row."""
+    out = np.full(local_ids[0].shape, -np.inf, dtype=np.float32)
+    for shard_scores, mine in zip(scores, local_ids, strict=True):
+        out = np.where(mine >= 0, shard_scores, out)
+    return out
 
 
 def shard_ranges(ntotal: int, num_shards: int) -> list[tuple[int, int]]:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from elcore import fs, settings
 from elcore.errors import ConfigError, InputRecordError
-from elcore.index import ShardedIndex
+from elcore.index import EntityIndex
 
 from .common import (
     IO_TASK_CPUS,
@@ -420,35 +420,18 @@ class ShardServer:
     def search(self, queries: np.ndarray, k: int):
         return self.shard.search(queries, k)
 
+    def score_ids(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        return self.shard.score_ids(queries, ids)
+
     def size(self) -> int:
         return self.shard.serialized_size()
 
 
-class _RemoteShard:
-    """Stands in for a `FaissIndex` shard inside `ShardedIndex`: `search` returns the answer that
-    `RemoteShardedIndex.search` already asked its actor for."""
-
-    def __init__(self, actor, ntotal: int, dim: int, spec, metadata: dict[str, Any]) -> None:
-        self.actor, self.ntotal, self.dim, self.spec, self.metadata = actor, ntotal, dim, spec, metadata
-        self.pending = None
-
-    def search(self, queries: np.ndarray, k: int):
-        import ray
-
-        result, self.pending = ray.get(self.pending), None
-        return result
-
-    def serialized_size(self) -> int:
-        import ray
-
-        return int(ray.get(self.actor.size.remote()))
-
-
-class RemoteShardedIndex(ShardedIndex):
+class RemoteShardedIndex(EntityIndex):
     """An `EntityIndex` whose shards live in `ShardServer` actors; plugs into `Linker(model, catalogue, index)`.
 
-    `search` sends the queries to every shard actor at once, then merges their top-k exactly as
-    `ShardedIndex.search` does (it is that method), so results equal the in-process sharded index.
+    Each call goes to every shard actor at once (futures), and the answers are merged as
+    `ShardedIndex` merges its in-process shards, so results equal the in-process sharded index.
     """
 
     def __init__(
@@ -456,23 +439,44 @@ class RemoteShardedIndex(ShardedIndex):
     ) -> None:
         from elcore.index import IndexSpec
 
-        index_spec = IndexSpec.from_dict(spec)
-        super().__init__(
-            [_RemoteShard(a, n, dim, index_spec, metadata) for a, n in zip(actors, sizes, strict=True)],
-            metadata,
-        )
+        self.actors, self.spec, self.metadata, self._dim = actors, IndexSpec.from_dict(spec), metadata, dim
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.starts = bounds[:-1]
+        self.ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def ntotal(self) -> int:
+        return self.ranges[-1][1]
 
     def search(self, queries: np.ndarray, k: int):
         import ray
 
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        shared = ray.put(queries)
-        for shard in self.shards:
-            shard.pending = shard.actor.search.remote(shared, k)
-        return super().search(queries, k)
+        from elcore.index import merge_shard_results
+
+        shared = ray.put(np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32))
+        return merge_shard_results(ray.get([a.search.remote(shared, k) for a in self.actors]), self.starts, k)
+
+    def score_ids(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        import ray
+
+        from elcore.index import merge_shard_scores, split_ids
+
+        shared = ray.put(np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32))
+        local = split_ids(ids, self.ranges)
+        futures = [a.score_ids.remote(shared, mine) for a, mine in zip(self.actors, local, strict=True)]
+        return merge_shard_scores(ray.get(futures), local)
 
     def save(self, url: str) -> None:
         raise ConfigError("a RemoteShardedIndex is a view of shard actors; save the index it was loaded from")
+
+    def serialized_size(self) -> int:
+        import ray
+
+        return int(sum(ray.get([a.size.remote() for a in self.actors])))
 
 
 def start_shard_servers(index_url: str, shard_cpus: float) -> tuple:

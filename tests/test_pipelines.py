@@ -51,6 +51,7 @@ def work(tmp_path_factory, tiny_base_dir):
     model = ElqModel.from_base(
         str(tiny_base_dir), max_context_length=32, context_stride=12, threshold=-3.5, entity_pooling="mean"
     )
+    model.head_trained = True  # a random head on purpose: the stages must equal the in-process linker
     model.save_pretrained(str(root / "model"))
     rng = random.Random(0)
     records = []
@@ -61,6 +62,7 @@ def work(tmp_path_factory, tiny_base_dir):
             {"id": f"E{i}", "qid": f"Q{i}" if i % 7 else None, "title": title, "text": text, "aliases": []}
         )
     (root / "entities.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    _fit_hybrid_into(root / "model", model, root / "entities.jsonl", records, root / "train.jsonl")
     docs = [{"id": f"d{i}", "text": " ".join(rng.choices(WORDS, k=rng.randint(3, 45)))} for i in range(24)]
     docs[5]["text"] = ""  # an empty document: no links, not a failure
     lines = [json.dumps(d) for d in docs]
@@ -97,6 +99,37 @@ def embedded(ray_local, work):
     return config, run(config)
 
 
+def _fit_hybrid_into(model_dir, model, catalogue_url, records, train_url) -> None:
+    """Priors and a fusion head in the model directory, so every stage links with the fused score."""
+    from elcore.catalogue import EntityCatalogue
+    from elcore.encoding import encode_entities
+    from elcore.fusion import FusionConfig
+    from elcore.hybrid import HybridConfig, fit_hybrid
+    from elcore.index import FaissIndex
+    from elcore.linker import Linker
+
+    lines = []
+    for i, r in enumerate(records[:60]):
+        text = f"who is {r['title']} in paris"
+        lines.append(
+            {"id": f"t{i}", "text": text, "mentions": [[7, 7 + len(r["title"])]], "wikidata_id": [r["id"]]}
+        )
+    train_url.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    catalogue = EntityCatalogue.load(str(catalogue_url))
+    vectors = encode_entities(model, catalogue.entity_inputs(range(len(catalogue))), progress=False)
+    linker = Linker(model, catalogue, FaissIndex.build(vectors))
+    config = HybridConfig(
+        prior_data=[str(train_url)],
+        head_data=[(str(train_url), 0, "complete")],
+        fusion=FusionConfig(hidden_size=4),
+        epochs=3,
+    )
+    fit_hybrid(linker, config)
+    linker.threshold = -4.0
+    linker.priors.save(str(model_dir / "priors.parquet"))
+    linker.fusion.save(str(model_dir / "fusion"))
+
+
 @pytest.fixture(scope="module")
 def index_url(embedded, work):
     from pipelines.build_index import BuildIndexConfig, run
@@ -113,13 +146,13 @@ def index_url(embedded, work):
 @pytest.fixture(scope="module")
 def reference(work, index_url):
     """The in-process linker on the same model, catalogue and index: what every Ray output must equal."""
-    from elcore.index import load_index
     from elcore.linker import Linker
-    from elcore.model import ElqModel
 
-    return Linker(
-        ElqModel.from_pretrained(work["model"]), work["catalogue"], load_index(index_url), device="cpu"
-    )
+    linker = Linker.from_pretrained(work["model"], catalogue=work["catalogue"], index=index_url, device="cpu")
+    assert (
+        linker.fused
+    )  # the Ray stages are checked with the fused score (dense is the same path less the head)
+    return linker
 
 
 @pytest.fixture(scope="module")
