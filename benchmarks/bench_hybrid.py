@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--index", default=None, help="index directory (default: exact over the cached vectors)"
     )
-    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--hidden-size", type=int, default=32)
     parser.add_argument("--prior-candidates", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--select-by", default="weak_f1")

@@ -140,8 +140,8 @@ _PRIOR_FILES = (
 _HEAD_DATA = (
     ("webqsp/train", 0, "complete"),
     ("elq_webqsp_span_sample/train", 0, "complete"),
-    ("simplequestions/train", 5000, "complete"),
-    ("anchors/fewrel", 0, "partial"),
+    ("simplequestions/train", 3000, "complete"),
+    ("anchors/fewrel", 2000, "partial"),
     ("anchors/bootleg", 0, "partial"),
     ("anchors/oke_train", 0, "partial"),
 )
