@@ -6,9 +6,13 @@ entities for all spans of the batch in one search; joint score = log-sigmoid(men
 log-softmax over the retrieved entities; then per text: merge spans seen in several windows by best
 score, keep those whose joint score clears `threshold`, and resolve overlaps greedily.
 
+With a prior table and a fusion head (`use_priors`), spans whose text the table knows are candidates
+too, each span's entities are its dense top-k UNION its surface's prior entities, and the link score
+is the head's log-probability over their features (`elcore.fusion`); the rest is the same.
+
     >>> linker = Linker.from_pretrained("~/.cache/elq/default-linker")
     >>> linker.link(["who is the president of france?"])[0][0].title
-    'President of France'
+    'France'
 """
 
 from __future__ import annotations
