@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hidden-size", type=int, default=32)
     parser.add_argument("--prior-candidates", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--cased-copies", type=float, default=None, help="override the recipe's share")
     parser.add_argument("--select-by", default="weak_f1")
     parser.add_argument("--throughput-texts", type=int, default=256)
     parser.add_argument("--name", default="hybrid")
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> dict:
     config = HybridConfig.from_dict(recipe_config("hybrid")["hybrid"])  # the recipe's priors and head data
     config.fusion = FusionConfig(hidden_size=args.hidden_size, prior_candidates=args.prior_candidates)
     config.epochs = args.epochs
+    if args.cased_copies is not None:
+        config.cased_copies = args.cased_copies
     fit = fit_hybrid(
         linker, config, dev=[e for name in DEV_SETS for e in dev[name]], select_by=args.select_by
     )

@@ -48,6 +48,10 @@ class HybridConfig:
             spans that overlap a gold span are used, so unannotated names are not taught as negatives.
         anchor_counts: an `anchors.parquet` written by `elq kb build` (surface, entity, count), optional.
         fusion: the head's shape and its prior candidates per span.
+        cased_copies: share of the completely annotated head texts that are also fitted in a cased
+            form (first letter and every gold span written as its entity's title, where that only
+            changes case), for inputs that name entities with capitals (most lower-cased question
+            sets teach the head nothing about those).
         epochs: passes of the head over its rows.
         seed: sampling and initialisation.
     """
@@ -56,6 +60,7 @@ class HybridConfig:
     head_data: list[tuple[str, int, str]] = field(default_factory=list)
     anchor_counts: str | None = None
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    cased_copies: float = 0.0
     epochs: int = 30
     seed: int = 0
 
@@ -130,6 +135,8 @@ def fit_hybrid(
             )
         pool = [e for e in pool if e.mentions]
         chosen = rng.sample(pool, min(limit, len(pool))) if limit else pool
+        if annotation == "complete" and config.cased_copies > 0 and chosen:
+            chosen = chosen + _cased_copies(chosen, _gold_titles(linker, chosen), config.cased_copies, rng)
         head_examples += chosen
         partial += [annotation == "partial"] * len(chosen)
     linker.priors, linker.fusion, linker.use_priors = priors, None, True
@@ -153,6 +160,39 @@ def fit_hybrid(
     head.config.training.update({k: v for k, v in summary.items() if k != "threshold"})
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _gold_titles(linker: Linker, examples: Sequence[Example]) -> list[str]:
+    """The catalogue title of every gold mention of `examples`, in order ('' where not in the catalogue)."""
+    rows = np.concatenate(example_rows(linker.catalogue, examples))
+    titles = linker.catalogue.titles(np.maximum(rows, 0))
+    return [t if r >= 0 else "" for t, r in zip(titles, rows.tolist(), strict=True)]
+
+
+def _cased_copies(
+    examples: Sequence[Example], titles: Sequence[str], share: float, rng: random.Random
+) -> list[Example]:
+    """Copies of a share of `examples` with the first letter and each gold span written as its
+    entity's title (`titles`: one per mention, in order), where that changes case only."""
+    copies, i = [], 0
+    for example in examples:
+        mine = titles[i : i + len(example.mentions)]
+        i += len(example.mentions)
+        if rng.random() >= share:
+            continue
+        chars = list(example.text[:1].upper() + example.text[1:])
+        changed = False
+        for mention, title in zip(example.mentions, mine, strict=True):
+            if (
+                mention.has_span
+                and title
+                and title.lower() == example.text[mention.start : mention.end].lower()
+            ):
+                chars[mention.start : mention.end] = list(title)
+                changed = True
+        if changed:
+            copies.append(dataclasses.replace(example, id=f"{example.id}/cased", text="".join(chars)))
+    return copies
 
 
 def collect_training_rows(

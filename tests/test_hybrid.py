@@ -129,3 +129,19 @@ def test_hybrid_options_are_checked():
         HybridConfig.from_dict({"head": []})
     with pytest.raises(ConfigError, match="'complete' or 'partial'"):
         HybridConfig.from_dict({"head_data": [["x.jsonl", 0, "some"]]})
+
+
+def test_cased_copies_change_case_only():
+    import random
+
+    from elcore.hybrid import _cased_copies
+
+    examples = [
+        Example(
+            "1", "who is betty white's husband?", (GoldMention(7, 18, "Q1"), GoldMention(None, None, "Q2"))
+        ),
+        Example("2", "films of kubrick", (GoldMention(9, 16, "Q3"),)),  # the title is longer: left alone
+    ]
+    copies = _cased_copies(examples, ["Betty White", "Marriage", "Stanley Kubrick"], 1.0, random.Random(0))
+    assert [c.text for c in copies] == ["Who is Betty White's husband?"]
+    assert copies[0].mentions == examples[0].mentions and copies[0].id == "1/cased"
