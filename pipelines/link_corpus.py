@@ -100,8 +100,12 @@ class LinkCorpusConfig:
         metadata={"help": "jsonl or Parquet file/folder, or a folder of .txt files; fsspec URL"}
     )
     output: str = field(metadata={"help": "output folder: links/, status/, summary.json"})
-    model: str = field(
-        metadata={"help": "linker directory (model + catalogue.parquet + index/) or model directory"}
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "linker directory (model + catalogue.parquet + index/ [+ priors]) or model directory; "
+            "default: the embedded default (elq build-default)"
+        },
     )
     catalogue: str | None = field(default=None, metadata={"help": "catalogue (default: the linker's own)"})
     index: str | None = field(
@@ -143,6 +147,10 @@ class LinkCorpusConfig:
     overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
 
     def validate(self) -> LinkCorpusConfig:
+        if not self.model:
+            from elcore.linker import require_default_linker
+
+            self.model = require_default_linker()
         if self.format not in ("auto", *FORMATS):
             raise ConfigError(f"format {self.format!r} not supported; use auto, {', '.join(FORMATS)}")
         if self.retrieval not in RETRIEVAL:

@@ -471,3 +471,15 @@ def test_actor_pools_leave_cpu_for_read_and_write_tasks(ray_local):
     assert plan_actors().num_actors == 1  # default: as many 1-CPU actors as fit beside the reserve
     with pytest.raises(ConfigError, match="no GPU"):
         plan_actors(use_gpu=True)
+
+
+def test_link_corpus_defaults_to_the_embedded_linker(tmp_path, monkeypatch):
+    from elcore.errors import ModelNotFoundError
+    from pipelines.link_corpus import LinkCorpusConfig
+
+    monkeypatch.setenv("ELQ_DEFAULT_MODEL", str(tmp_path / "default"))
+    with pytest.raises(ModelNotFoundError, match="elq build-default"):
+        LinkCorpusConfig(input="docs.jsonl", output="out").validate()
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default" / "elq_config.json").write_text("{}")
+    assert LinkCorpusConfig(input="docs.jsonl", output="out").validate().model == str(tmp_path / "default")

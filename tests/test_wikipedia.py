@@ -625,3 +625,12 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def test_a_file_that_is_not_a_dump_is_refused(tmp_path):
+    from elcore.errors import ConfigError
+
+    (tmp_path / "notes.txt").write_text("hello, not a dump\n")
+    with pytest.raises(ConfigError, match="not a MediaWiki XML dump"):
+        build_kb(_config(str(tmp_path / "notes.txt"), tmp_path / "out"))
+    assert not (tmp_path / "out" / "catalogue.parquet").exists() and not (tmp_path / "out" / "_work").exists()

@@ -14,6 +14,7 @@ import itertools
 import time
 
 from elcore import fs, settings
+from elcore.errors import ConfigError
 from elcore.wikipedia.config import KbBuildConfig, KbBuildStats, resolve_tokenizer
 from elcore.wikipedia.dump import ByteRange, DumpReader
 from elcore.wikipedia.extract import PageParser, ParseSettings, PartResult, WorkWriter, parse_into
@@ -45,6 +46,14 @@ def _remove_work_files(work: str) -> None:
             fsys.rm(name)
 
 
+def _clean_work_dir(config: KbBuildConfig) -> None:
+    """Remove the intermediate files, and the work dir itself when nothing else is in it."""
+    _remove_work_files(config.resolved_work_dir())
+    fsys, path = fs.filesystem(config.resolved_work_dir())
+    if fsys.exists(path) and not fsys.ls(path):
+        fsys.rmdir(path)
+
+
 def fresh_work_dir(config: KbBuildConfig) -> str:
     """The work dir, cleared of a previous run's intermediate files (so no stale run is merged)."""
     work = config.resolved_work_dir()
@@ -70,7 +79,17 @@ def parse_range(dump_url: str, byte_range: ByteRange, parser: PageParser, work_d
 def finish(
     config: KbBuildConfig, parts: list[PartResult], stats: KbBuildStats, started: float
 ) -> KbBuildStats:
-    """Pass 2, timings, `stats.json`, and removal of the work dir."""
+    """Pass 2, timings, `stats.json`, and removal of the work dir.
+
+    Raises:
+        ConfigError: pass 1 found no page at all (the input is not a MediaWiki XML dump).
+    """
+    if stats.pages_seen == 0:
+        _clean_work_dir(config)
+        raise ConfigError(
+            f"{config.dump_url}: no <page> found, so this is not a MediaWiki XML dump; give a "
+            "pages-articles dump (.xml, .xml.bz2 or the multistream .xml.bz2 with its index)"
+        )
     parsed = time.perf_counter()
     stats.seconds["parse"] = round(parsed - started, 3)
     stats.pages_per_second = round(stats.pages_seen / max(parsed - started, 1e-9), 1)
@@ -80,10 +99,7 @@ def finish(
     stats.seconds["total"] = round(done - started, 3)
     fs.write_json_atomic(fs.join(config.output_dir, STATS_FILE), stats.to_dict())
     if not config.keep_work_dir:
-        _remove_work_files(config.resolved_work_dir())
-        fsys, path = fs.filesystem(config.resolved_work_dir())
-        if fsys.exists(path) and not fsys.ls(path):
-            fsys.rmdir(path)
+        _clean_work_dir(config)
     if config.progress:
         d = stats.to_dict()
         print(
