@@ -30,23 +30,16 @@ import torch
 import torch.nn.functional as F
 
 from . import fs, settings
+from .candidates import BatchInputs, FusedParts, score_fused, window_context, with_alias_spans
 from .catalogue import EntityCatalogue
 from .encoding import catalogue_vectors
 from .errors import ConfigError, IndexMismatchError, ModelNotFoundError
-from .fusion import (
-    FUSION_DIR,
-    EntityFacts,
-    FusionHead,
-    SpanFacts,
-    candidate_features,
-    fuse_candidates,
-    nesting,
-)
+from .fusion import FUSION_DIR, EntityFacts, FusionHead
 from .index import EntityIndex, FaissIndex, IndexSpec, load_index
 from .model import ElqConfig, ElqModel
-from .priors import PRIORS_FILE, MentionCounts, PriorTable, text_key
+from .priors import PRIORS_FILE, MentionCounts, PriorTable
 from .spans import select_spans, span_mask, span_means, span_scores, top_spans
-from .text import TokenizedText, Window, WindowBatch, char_span, collate_windows, make_windows, tokenize
+from .text import TokenizedText, Window, char_span, collate_windows, make_windows, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -340,10 +333,10 @@ class Linker:
         keep = F.logsigmoid(span_logits.float()) > mention_threshold
         b_idx, first, last = b_idx[keep].cpu(), first[keep].cpu(), last[keep].cpu()
         searched = torch.ones(len(b_idx), dtype=torch.bool)
+        spans = None
         if self.use_priors:
-            b_idx, first, last, searched, positions, keys = self._add_alias_spans(
-                texts, docs, batch, valid, b_idx, first, last
-            )
+            spans = with_alias_spans(self.priors, texts, docs, batch, valid, b_idx, first, last)
+            b_idx, first, last, searched = spans.batch_index, spans.first, spans.last, spans.searched
         if len(b_idx) == 0:
             return []
         mention_scores = F.logsigmoid(logits[b_idx, first, last - first].float()).cpu()
@@ -357,31 +350,25 @@ class Linker:
             found = self.index.search(vectors[searched.numpy()], k)
             rows[searched.numpy()], entity_scores[searched.numpy()] = found.ids, found.scores
         features = None
-        if self.use_priors:
+        if spans is not None:
             own = (
                 None
                 if own_counts is None
                 else [own_counts[batch.windows[b].text_index] for b in b_idx.tolist()]
             )
-            content = batch.content_mask.to(device).unsqueeze(-1).to(hidden.dtype)
-            window_means = (hidden * content).sum(dim=1) / content.sum(dim=1).clamp(min=1)
-            context = window_means[b_idx.to(device)].float().cpu().numpy()
-            rows, entity_scores, joint, features = self._fused_scores(
+            inputs = BatchInputs(
                 texts,
                 docs,
                 batch,
-                b_idx,
-                first,
-                last,
                 vectors,
-                context,
+                window_context(hidden, batch.content_mask, b_idx),
                 rows,
                 entity_scores,
-                mention_scores,
-                positions,
-                keys,
+                mention_scores.numpy(),
                 own,
             )
+            parts = FusedParts(self.priors, self.fusion, self.index, self.entity_facts)
+            rows, entity_scores, joint, features = score_fused(parts, spans, inputs)
         else:
             joint = (
                 F.log_softmax(torch.from_numpy(entity_scores), dim=1) + mention_scores.unsqueeze(1)
@@ -411,93 +398,6 @@ class Linker:
                 )
             )
         return hits
-
-    def _add_alias_spans(
-        self,
-        texts: Sequence[str],
-        docs: list[TokenizedText],
-        batch: WindowBatch,
-        valid: torch.Tensor,
-        b_idx: torch.Tensor,
-        first: torch.Tensor,
-        last: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-        """The mention head's spans plus every valid span whose text the prior table knows.
-
-        Returns `(b, first, last, searched, positions, keys)`: `searched` marks the mention head's
-        spans (they get a dense search); the others are scored against their prior entities only.
-        """
-        vb, vi, vw = (t.cpu() for t in valid.nonzero(as_tuple=True))
-        vj = vi + vw
-        keys = np.zeros(len(vb), dtype=np.uint64)
-        for n, (b, i, j) in enumerate(zip(vb.tolist(), vi.tolist(), vj.tolist(), strict=True)):
-            window = batch.windows[b]
-            s, e = char_span(docs[window.text_index], window, i, j)
-            keys[n] = text_key(texts[window.text_index][s:e])
-        positions = self.priors.find_keys(keys)
-        width = valid.shape[2]
-        flat = (vb * valid.shape[1] + vi) * width + vw
-        head_flat = (b_idx * valid.shape[1] + first) * width + (last - first)
-        in_head = torch.from_numpy(np.isin(flat.numpy(), head_flat.numpy()))
-        extra = torch.from_numpy(positions >= 0) & ~in_head
-        lookup = dict(zip(flat.tolist(), range(len(flat)), strict=True))
-        head_at = np.array([lookup[f] for f in head_flat.tolist()], dtype=np.int64)
-        extra_at = np.flatnonzero(extra.numpy())
-        at = np.concatenate([head_at, extra_at])
-        searched = torch.zeros(len(at), dtype=torch.bool)
-        searched[: len(head_at)] = True
-        return vb[at], vi[at], vj[at], searched, positions[at], keys[at]
-
-    def _fused_scores(
-        self,
-        texts: Sequence[str],
-        docs: list[TokenizedText],
-        batch: WindowBatch,
-        b_idx: torch.Tensor,
-        first: torch.Tensor,
-        last: torch.Tensor,
-        vectors: np.ndarray,
-        context: np.ndarray,
-        dense_rows: np.ndarray,
-        dense_scores: np.ndarray,
-        mention_scores: torch.Tensor,
-        positions: np.ndarray,
-        keys: np.ndarray,
-        own: Sequence[MentionCounts] | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Dense top-k UNION prior entities per span, their features and fused log-probabilities."""
-        top = self.fusion.config.prior_candidates if self.fusion is not None else 10
-        fused = fuse_candidates(dense_rows, dense_scores, positions, keys, self.priors, top, own)
-        missing = (fused.rows >= 0) & ~fused.in_dense
-        if missing.any():
-            rescored = self.index.score_ids(vectors, np.where(missing, fused.rows, -1))
-            fused.dense_scores[missing] = rescored[missing]
-        words = batch.word_start_mask.cumsum(dim=1)
-        b, i, j = b_idx, first, last
-        span_words = (words[b, j] - words[b, i] + 1).numpy().astype(np.float32)
-        capitalized = np.zeros(len(b), dtype=np.float32)
-        for n, (bb, ii) in enumerate(zip(b.tolist(), i.tolist(), strict=True)):
-            window = batch.windows[bb]
-            s, _ = char_span(docs[window.text_index], window, ii, ii)
-            capitalized[n] = texts[window.text_index][s : s + 1].isupper()
-        known = positions >= 0
-        inside, contains = nesting(b.numpy(), i.numpy(), j.numpy(), known)
-        spans = SpanFacts(
-            mention_scores.numpy(),
-            span_words,
-            capitalized,
-            known,
-            inside,
-            contains,
-            self.index.score_ids(context, fused.rows),
-        )
-        features = candidate_features(fused, spans, self.entity_facts, self.priors)
-        if self.fusion is not None:
-            joint = self.fusion.log_probs(features)
-        else:  # collecting training features: any order will do
-            joint = np.broadcast_to(mention_scores.numpy()[:, None], fused.rows.shape).copy()
-        joint = np.where(fused.rows >= 0, joint, -np.inf).astype(np.float32)
-        return fused.rows, fused.dense_scores, joint, features
 
     @property
     def entity_facts(self) -> EntityFacts:
