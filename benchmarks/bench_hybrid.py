@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dense-model", default="runs/kit-frozen-unit/best")
     parser.add_argument("--output", default="runs/hybrid")
     parser.add_argument(
+        "--linker", default=None, help="evaluate this saved hybrid linker instead of fitting one"
+    )
+    parser.add_argument(
         "--index", default=None, help="index directory (default: exact over the cached vectors)"
     )
     parser.add_argument("--hidden-size", type=int, default=32)
@@ -112,16 +115,23 @@ def main(argv: list[str] | None = None) -> dict:
     load_seconds = time.perf_counter() - started
     dense_threshold = linker.config.threshold
     dev = {name: read_examples(data(name)) for name in DEV_SETS}
-    config = HybridConfig.from_dict(recipe_config("hybrid")["hybrid"])  # the recipe's priors and head data
-    config.fusion = FusionConfig(hidden_size=args.hidden_size, prior_candidates=args.prior_candidates)
-    config.epochs = args.epochs
-    if args.cased_copies is not None:
-        config.cased_copies = args.cased_copies
-    fit = fit_hybrid(
-        linker, config, dev=[e for name in DEV_SETS for e in dev[name]], select_by=args.select_by
-    )
-    print("fit", fit, flush=True)
-    linker.save_pretrained(args.output)
+    if args.linker:
+        fitted = Linker.from_pretrained(args.linker, num_candidates=10)
+        linker.priors, linker.fusion, linker.use_priors = fitted.priors, fitted.fusion, True
+        fit = {**fitted.fusion.config.training, "threshold": linker.threshold, "linker": args.linker}
+    else:
+        config = HybridConfig.from_dict(
+            recipe_config("hybrid")["hybrid"]
+        )  # the recipe's priors and head data
+        config.fusion = FusionConfig(hidden_size=args.hidden_size, prior_candidates=args.prior_candidates)
+        config.epochs = args.epochs
+        if args.cased_copies is not None:
+            config.cased_copies = args.cased_copies
+        fit = fit_hybrid(
+            linker, config, dev=[e for name in DEV_SETS for e in dev[name]], select_by=args.select_by
+        )
+        print("fit", fit, flush=True)
+        linker.save_pretrained(args.output)
 
     results: dict = {
         "fit": fit,

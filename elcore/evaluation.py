@@ -46,7 +46,9 @@ def evaluate_linker(
     `timing` (link seconds, texts/s), and when `sweep` is given, `sweep` rows and `best_threshold`.
     """
     threshold = linker.threshold
-    lowest = min([threshold, *(sweep or [])])
+    # ELQ's joint score never exceeds the mention score, so spans under the lowest swept threshold can
+    # be dropped before retrieval; a fused score can, so it searches the spans `link` searches.
+    lowest = linker.config.effective_mention_threshold if linker.fused else min([threshold, *(sweep or [])])
     started = time.perf_counter()
     candidates = linker.link_candidates([e.text for e in examples], mention_threshold=lowest)
     link_seconds = time.perf_counter() - started
