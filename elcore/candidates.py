@@ -45,6 +45,7 @@ class CandidateSpans:
     searched: torch.Tensor
     positions: np.ndarray  # -1: the surface is not in the table
     keys: np.ndarray
+    char_starts: np.ndarray  # where each span starts in its text
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,6 @@ class BatchInputs:
     """The rest of what `score_fused` reads, per candidate span."""
 
     texts: Sequence[str]
-    docs: Sequence[TokenizedText]
     batch: WindowBatch
     vectors: np.ndarray  # [N, D] mean span vectors
     context: np.ndarray  # [N, D] mean vector of each span's window
@@ -76,21 +76,21 @@ def with_alias_spans(
     vb, vi, vw = (t.cpu() for t in valid.nonzero(as_tuple=True))
     vj = vi + vw
     keys = np.zeros(len(vb), dtype=np.uint64)
+    starts = np.zeros(len(vb), dtype=np.int64)
     for n, (b, i, j) in enumerate(zip(vb.tolist(), vi.tolist(), vj.tolist(), strict=True)):
         window = batch.windows[b]
         s, e = char_span(docs[window.text_index], window, i, j)
-        keys[n] = text_key(texts[window.text_index][s:e])
+        keys[n], starts[n] = text_key(texts[window.text_index][s:e]), s
     positions = priors.find_keys(keys)
     length, width = valid.shape[1], valid.shape[2]
-    flat = (vb * length + vi) * width + vw
-    head_flat = (b_idx * length + first) * width + (last - first)
-    in_head = np.isin(flat.numpy(), head_flat.numpy())
-    where = dict(zip(flat.tolist(), range(len(flat)), strict=True))
-    head_at = np.array([where[f] for f in head_flat.tolist()], dtype=np.int64)
+    flat = ((vb * length + vi) * width + vw).numpy()  # increasing: nonzero() walks in row-major order
+    head_at = np.searchsorted(flat, ((b_idx * length + first) * width + (last - first)).numpy())
+    in_head = np.zeros(len(flat), dtype=bool)
+    in_head[head_at] = True
     at = np.concatenate([head_at, np.flatnonzero((positions >= 0) & ~in_head)])
     searched = torch.zeros(len(at), dtype=torch.bool)
     searched[: len(head_at)] = True
-    return CandidateSpans(vb[at], vi[at], vj[at], searched, positions[at], keys[at])
+    return CandidateSpans(vb[at], vi[at], vj[at], searched, positions[at], keys[at], starts[at])
 
 
 def window_context(hidden: torch.Tensor, content_mask: torch.Tensor, batch_index: torch.Tensor) -> np.ndarray:
@@ -108,17 +108,24 @@ def score_fused(
     fused = fuse_candidates(
         inputs.dense_rows, inputs.dense_scores, spans.positions, spans.keys, parts.priors, top, inputs.own
     )
+    # One look-up of the candidates' vectors serves both scores: the span vector against the rows the
+    # dense search did not return, and the window's vector against every row.
+    n = len(fused.rows)
     missing = (fused.rows >= 0) & ~fused.in_dense
-    if missing.any():
-        rescored = parts.index.score_ids(inputs.vectors, np.where(missing, fused.rows, -1))
-        fused.dense_scores[missing] = rescored[missing]
+    scores = parts.index.score_ids(
+        np.concatenate([inputs.vectors, inputs.context]),
+        np.concatenate([np.where(missing, fused.rows, -1), fused.rows]),
+    )
+    fused.dense_scores[missing] = scores[:n][missing]
     b, i, j = spans.batch_index, spans.first, spans.last
     words = inputs.batch.word_start_mask.cumsum(dim=1)
-    capitalized = np.zeros(len(b), dtype=np.float32)
-    for n, (bb, ii) in enumerate(zip(b.tolist(), i.tolist(), strict=True)):
-        window = inputs.batch.windows[bb]
-        s, _ = char_span(inputs.docs[window.text_index], window, ii, ii)
-        capitalized[n] = inputs.texts[window.text_index][s : s + 1].isupper()
+    capitalized = np.array(
+        [
+            inputs.texts[inputs.batch.windows[bb].text_index][s : s + 1].isupper()
+            for bb, s in zip(b.tolist(), spans.char_starts.tolist(), strict=True)
+        ],
+        dtype=np.float32,
+    )
     known = spans.positions >= 0
     inside, contains = nesting(b.numpy(), i.numpy(), j.numpy(), known)
     facts = SpanFacts(
@@ -128,7 +135,7 @@ def score_fused(
         known,
         inside,
         contains,
-        parts.index.score_ids(inputs.context, fused.rows),
+        scores[n:],
     )
     features = candidate_features(fused, facts, parts.entities, parts.priors)
     if parts.head is not None:

@@ -99,19 +99,14 @@ def link(
 ) -> None:
     """Link texts: arguments (JSON out), `-i` (interactive), or `--input/--output` jsonl files."""
     if input:
-        from . import fs
         from .corpus import check_output
+        from .data import require_jsonl_file
 
         if not output:
             raise typer.BadParameter("--input needs --output")
-        check_output(output)  # before loading anything: an unwritable output must not cost a run
-        filesystem, path = fs.filesystem(input)
-        if not filesystem.exists(path):
-            raise FileNotFoundError(f"--input {input}: no such file")
-        if filesystem.isdir(path):
-            raise IsADirectoryError(
-                f"--input {input} is a directory: give a .jsonl file (or use elq link-corpus)"
-            )
+        # Before loading anything: a bad input or an unwritable output must not cost a model load.
+        require_jsonl_file(input, hint=" (a folder of documents is `elq link-corpus` input)")
+        check_output(output)
     linker = _linker(
         model,
         catalogue,

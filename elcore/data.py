@@ -171,17 +171,24 @@ def _on_error(value: OnError | str) -> OnError:
         raise ConfigError(f"on_error must be one of {allowed}, got {value!r}") from None
 
 
-def jsonl_lines(url: str) -> Iterator[tuple[int, bytes]]:
-    """`(1-based line number, raw bytes)` of a jsonl file (local or fsspec; `.gz` decompressed).
-
-    Raises:
-        FileNotFoundError / IsADirectoryError: naming the path.
-    """
+def require_jsonl_file(url: str, hint: str = "") -> None:
+    """Raise `FileNotFoundError` / `IsADirectoryError` naming `url` unless it is a file (`hint` is
+    appended to the directory message)."""
     fs, path = filesystem(url)
     if not fs.exists(path):
         raise FileNotFoundError(f"{url}: no such file")
     if fs.isdir(path):
-        raise IsADirectoryError(f"{url} is a directory: give a .jsonl file")
+        raise IsADirectoryError(f"{url} is a directory: give a .jsonl file{hint}")
+
+
+def jsonl_lines(url: str) -> Iterator[tuple[int, bytes]]:
+    """`(1-based line number, raw bytes)` of a jsonl file (local or fsspec; `.gz` decompressed).
+
+    Raises:
+        FileNotFoundError / IsADirectoryError: naming the path (`require_jsonl_file`).
+    """
+    require_jsonl_file(url)
+    fs, path = filesystem(url)
     with fs.open(path, "rb") as raw:
         stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
         yield from enumerate(stream, start=1)

@@ -32,6 +32,7 @@ from . import fs, settings
 from .catalogue import EntityCatalogue
 from .data import Example, GoldMention, write_examples
 from .errors import ElqError
+from .priors import strip_disambiguator
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def vital_catalogue(articles: list[dict]) -> EntityCatalogue:
     """
     records, seen = [], set()
     for a in articles:
-        entity_id = "enwiki:" + " ".join(a["title"].lower().replace("_", " ").split())
+        entity_id = _entity_id(a["title"])
         if entity_id in seen:
             continue
         seen.add(entity_id)
@@ -136,10 +137,14 @@ def vital_catalogue(articles: list[dict]) -> EntityCatalogue:
     return EntityCatalogue.from_records(records)
 
 
+def _entity_id(title: str) -> str:
+    """The kit's id of a title-keyed article: `enwiki:` + the lower-cased title, `_` as space."""
+    return "enwiki:" + " ".join(title.lower().replace("_", " ").split())
+
+
 def _person_aliases(article: dict) -> list[str]:
     """The surname of a person's title ("Isaac Newton" -> "Newton"), when the article is about a person."""
-    title = re.sub(r"\s*\([^()]*\)$", "", article["title"])
-    words = title.split()
+    words = strip_disambiguator(article["title"]).split()
     if article["topic"] != "People" or len(words) < 2 or not words[-1][:1].isupper() or len(words[-1]) < 3:
         return []
     return [words[-1]]
@@ -161,7 +166,7 @@ def silver_examples(
     examples = []
     for n, article in enumerate(articles):
         text = _cut(article["extract"], 400)
-        own_id = "enwiki:" + " ".join(article["title"].lower().split())
+        own_id = _entity_id(article["title"])
         mentions = [
             GoldMention(m.start(), m.end(), linkable[m.group(0).lower()], None, "string_match")
             for m in pattern.finditer(text)

@@ -5,9 +5,9 @@ prior entities of its normalised surface; each (span, entity) pair gets the feat
 small MLP turns them into `log P(this span links to this entity)`. That score is a log-probability
 like ELQ's joint score, so thresholds, sweeps and `--candidates` work unchanged.
 
-    >>> fused = fuse_candidates(dense_rows, dense_scores, positions, priors, top=10, own=None, keys=keys)
+    >>> fused = fuse_candidates(dense_rows, dense_scores, positions, keys, priors, top=10)
     >>> head = FusionHead.load("linker/fusion")
-    >>> head.log_probs(candidate_features(fused, mention_scores, span_info, priors, has_text))
+    >>> head.log_probs(candidate_features(fused, span_facts, EntityFacts.of(catalogue), priors))  # [N, C]
 """
 
 from __future__ import annotations
@@ -80,9 +80,6 @@ class EntityFacts:
         qids = catalogue.table.column("qid").to_pylist()
         numbers = np.array([int(q[1:]) if q and q[1:].isdigit() else 0 for q in qids], dtype=np.int64)
         return cls(catalogue.has_text(np.arange(len(catalogue))), numbers)
-
-
-_LOG_FLOOR = math.log(1e-3)
 
 
 @dataclass(frozen=True)

@@ -323,6 +323,7 @@ class FaissIndex(EntityIndex):
             )
         self.index, self.spec, self.metadata = index, spec, dict(metadata or {})
         self.rerank_vectors = rerank_vectors if spec.rerank else None
+        self._direct_map = False  # IVF codes are found by id only through a direct map (made on demand)
         _apply_search_params(index, spec)
 
     @classmethod
@@ -387,8 +388,8 @@ class FaissIndex(EntityIndex):
 
     def _reconstruct(self, ids: np.ndarray) -> np.ndarray:
         ivf = faiss.try_extract_index_ivf(self.index)
-        if ivf is not None and not getattr(self, "_direct_map", False):
-            ivf.make_direct_map()  # IVF codes are found by id only through a direct map
+        if ivf is not None and not self._direct_map:
+            ivf.make_direct_map()
             self._direct_map = True
         return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 

@@ -358,7 +358,6 @@ class Linker:
             )
             inputs = BatchInputs(
                 texts,
-                docs,
                 batch,
                 vectors,
                 window_context(hidden, batch.content_mask, b_idx),

@@ -62,6 +62,11 @@ def normalize_surface(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", stripped.casefold()).split())
 
 
+def strip_disambiguator(title: str) -> str:
+    """A title without its trailing "(...)": "Mercury (planet)" -> "Mercury"."""
+    return _DISAMBIGUATOR.sub("", title)
+
+
 def surface_key(normalized: str) -> int:
     """64-bit key of a normalised surface (stable across processes, unlike `hash`)."""
     return int.from_bytes(hashlib.blake2b(normalized.encode("utf-8"), digest_size=8).digest(), "little")
@@ -98,14 +103,20 @@ class MentionCounts:
     @classmethod
     def of(cls, example: Example, catalogue_rows: Sequence[int]) -> MentionCounts:
         pairs: dict[tuple[int, int], int] = {}
-        for mention, row in zip(example.mentions, catalogue_rows, strict=True):
-            if not mention.has_span or row < 0:
-                continue
+        for norm, row in _gold_surfaces(example, catalogue_rows):
+            pair = (surface_key(norm), row)
+            pairs[pair] = pairs.get(pair, 0) + 1
+        return cls(pairs)
+
+
+def _gold_surfaces(example: Example, catalogue_rows: Sequence[int]) -> Iterable[tuple[str, int]]:
+    """`(normalised surface, entity row)` of each gold span of `example` whose entity is in the catalogue:
+    exactly what one example adds to the prior counts."""
+    for mention, row in zip(example.mentions, catalogue_rows, strict=True):
+        if mention.has_span and row >= 0:
             norm = normalize_surface(example.text[mention.start : mention.end])
             if norm:
-                pair = (surface_key(norm), int(row))
-                pairs[pair] = pairs.get(pair, 0) + 1
-        return cls(pairs)
+                yield norm, int(row)
 
 
 class PriorTable:
@@ -139,9 +150,8 @@ class PriorTable:
         )
         self.num_entities = num_entities
         self.metadata = dict(metadata or {})
-        self.surfaces: pa.Array | None = (
-            None  # the normalised surface of each pair, when built or read with it
-        )
+        # The normalised surface of each pair, when built or read with it (linking needs only keys).
+        self.surfaces: pa.Array | None = None
 
     def __len__(self) -> int:
         """Number of distinct surfaces."""
@@ -182,7 +192,8 @@ class PriorTable:
             raise IndexMismatchError(
                 f"the prior table was built for a catalogue of {self.num_entities} entities "
                 f"(fingerprint {want}), not this one ({len(catalogue)} entities, {catalogue.fingerprint}); "
-                "rebuild it with `elq priors build` or link with --no-use-priors"
+                "refit the hybrid linker for this catalogue (elcore.hybrid.fit_hybrid, or `elq train --recipe "
+                "hybrid`) or link with --no-use-priors"
             )
 
     # ----------------------------------------------------------------- build
@@ -291,7 +302,7 @@ def _catalogue_name_pairs(catalogue: EntityCatalogue) -> Iterable[tuple[str, int
         norm = normalize_surface(title or "")
         if norm:
             yield norm, row, True, False
-        bare = normalize_surface(_DISAMBIGUATOR.sub("", title or ""))
+        bare = normalize_surface(strip_disambiguator(title or ""))
         if bare and bare != norm:
             yield bare, row, False, True
         for alias in names or ():
@@ -327,17 +338,12 @@ def _catalogue_names(catalogue: EntityCatalogue) -> pa.Table:
 
 
 def _example_counts(catalogue: EntityCatalogue, examples: Sequence[Example]) -> pa.Table:
-    rows = catalogue.lookup([m.entity for e in examples for m in e.mentions])
-    pairs, i = [], 0
-    for example in examples:
-        for mention in example.mentions:
-            row = int(rows[i])
-            i += 1
-            if mention.has_span and row >= 0:
-                norm = normalize_surface(example.text[mention.start : mention.end])
-                if norm:
-                    pairs.append((norm, row, 1, False, False))
-    return _pairs_table(pairs)
+    rows = example_rows(catalogue, examples)
+    return _pairs_table(
+        (norm, row, 1, False, False)
+        for example, gold_rows in zip(examples, rows, strict=True)
+        for norm, row in _gold_surfaces(example, gold_rows)
+    )
 
 
 def _anchor_counts(catalogue: EntityCatalogue, anchors: pa.Table) -> pa.Table:
