@@ -10,14 +10,13 @@ Writes `benchmarks/results/default.json`.
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import machine_info, write_result  # noqa: E402
+from benchmarks.common import longest_matches, machine_info, write_result  # noqa: E402
 from elcore import settings  # noqa: E402
 from elcore.data import read_examples  # noqa: E402
 from elcore.evaluation import evaluate_linker  # noqa: E402
@@ -37,25 +36,19 @@ def title_matcher(linker: Linker, texts: list[str], max_words: int = 6) -> list[
     titles = linker.catalogue.table.column("title").to_pylist()
     ids = linker.catalogue.table.column("id").to_pylist()
     by_title = {t.lower(): i for t, i in zip(titles, ids, strict=True)}
-    out = []
-    for text in texts:
-        words = [(m.start(), m.end()) for m in re.finditer(r"\w+(?:[-'.,]\w+)*", text)]
-        links, i = [], 0
-        while i < len(words):
-            for n in range(min(max_words, len(words) - i), 0, -1):
-                start, end = words[i][0], words[i + n - 1][1]
-                ends = [end + 1, end] if text[end : end + 1] == "." else [end]  # "Jr.", "D.C."
-                found = [
-                    (e, by_title[text[start:e].lower()]) for e in ends if text[start:e].lower() in by_title
-                ]
-                if found:
-                    links.append(Prediction(start, found[0][0], found[0][1]))
-                    i += n
-                    break
-            else:
-                i += 1
-        out.append(links)
-    return out
+
+    def match(text: str, start: int, end: int, words: int) -> tuple[int, str] | None:
+        ends = [end + 1, end] if text[end : end + 1] == "." else [end]  # "Jr.", "D.C."
+        found = [(e, by_title[text[start:e].lower()]) for e in ends if text[start:e].lower() in by_title]
+        return found[0] if found else None
+
+    return [
+        [
+            Prediction(s, e, entity)
+            for s, e, entity in longest_matches(text, r"\w+(?:[-'.,]\w+)*", max_words, match)
+        ]
+        for text in texts
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict:

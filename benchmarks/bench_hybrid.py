@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_link import documents  # noqa: E402
-from benchmarks.common import machine_info, peak_rss_mib, write_result  # noqa: E402
+from benchmarks.common import longest_matches, machine_info, peak_rss_mib, write_result  # noqa: E402
 from elcore import settings  # noqa: E402
 from elcore.data import Example, read_examples  # noqa: E402
 from elcore.evaluation import default_thresholds, evaluate_linker  # noqa: E402
@@ -49,25 +48,19 @@ def alias_baseline(
     """A dictionary linker over the prior table, no learning: left to right, the longest word n-gram
     that is a known surface (a single word only when it was linked in training, capitalised or at
     least 3 times); its most-mentioned entity (then the title match)."""
+
+    def match(text: str, start: int, end: int, words: int) -> tuple[int, int] | None:
+        pos = int(priors.find([text[start:end]])[0])
+        if pos < 0:
+            return None
+        seen = priors.surface_totals[pos]
+        if words > 1 or (seen > 0 and text[start : start + 1].isupper()) or seen >= 3:
+            return end, int(priors.candidates(pos, top=1).rows[0])
+        return None
+
     out = []
     for example in examples:
-        words = [(m.start(), m.end()) for m in re.finditer(r"\w+(?:[-'.]\w+)*", example.text)]
-        links, i = [], 0
-        while i < len(words):
-            for n in range(min(max_words, len(words) - i), 0, -1):
-                start, end = words[i][0], words[i + n - 1][1]
-                surface = example.text[start:end]
-                pos = int(priors.find([surface])[0])
-                if pos < 0:
-                    continue
-                found = priors.candidates(pos, top=1)
-                seen = priors.surface_totals[pos]
-                if n > 1 or (seen > 0 and surface[:1].isupper()) or seen >= 3:
-                    links.append((start, end, int(found.rows[0])))
-                    i += n
-                    break
-            else:
-                i += 1
+        links = longest_matches(example.text, r"\w+(?:[-'.]\w+)*", max_words, match)
         keys = catalogue.rows([r for _, _, r in links]) if links else []
         out.append(
             [Prediction(s, e, k["qid"] or k["id"], 0.0) for (s, e, _), k in zip(links, keys, strict=True)]

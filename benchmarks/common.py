@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import resource
 import sys
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,30 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def longest_matches(
+    text: str,
+    word_pattern: str,
+    max_words: int,
+    match: Callable[[str, int, int, int], tuple[int, Any] | None],
+) -> list[tuple[int, int, Any]]:
+    """Dictionary matching, left to right: at each word, the longest run of up to `max_words` words
+    (`word_pattern`) for which `match(text, start, end, words)` gives `(end, value)` (it may move the
+    end); the text continues after the match, else after the word. Returns `(start, end, value)`."""
+    words = [(m.start(), m.end()) for m in re.finditer(word_pattern, text)]
+    found, i = [], 0
+    while i < len(words):
+        for n in range(min(max_words, len(words) - i), 0, -1):
+            start = words[i][0]
+            hit = match(text, start, words[i + n - 1][1], n)
+            if hit is not None:
+                found.append((start, *hit))
+                i += n
+                break
+        else:
+            i += 1
+    return found
 
 
 def peak_rss_mib() -> float:
