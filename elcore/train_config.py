@@ -70,7 +70,8 @@ class TrainConfig:
             catalogue at the end and store that sweep's threshold in `best/`.
         amp: `bf16` (GPU or CPU) or `fp16` (GPU, with a gradient scaler).
         hybrid: after training, fit the hybrid linker (`elcore.hybrid.HybridConfig` fields:
-            `prior_data`, `head_data`, `fusion`, `epochs`) and write it to `output_dir/linker`;
+            `prior_data`, `head_data`, `anchor_counts`, `fusion`, `cased_copies`, `epochs`, `seed`) and
+            write it to `output_dir/linker`;
             empty = no hybrid stage.
         recipe: the named recipe these values came from (`elcore.recipes`); checked by it.
         stop_after_steps: for tests: raise `SimulatedInterruption` right after the first

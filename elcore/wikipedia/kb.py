@@ -3,7 +3,7 @@
 Reads the pass-1 index files (small: page id, kind, title, redirect target) into title and redirect
 maps, follows redirect chains (up to `MAX_REDIRECT_HOPS`), and streams the sorted run files merged by
 page id, writing `catalogue.parquet`, `passages.jsonl` and `anchors.parquet` (anchor text -> entity
-counts per article, for `elcore.priors`) row by row. Memory holds the maps (one entry per title) and
+counts, for `elcore.priors`) row by row. Memory holds the maps (one entry per title) and
 one catalogue batch, never the article text of the whole dump.
 """
 
@@ -31,7 +31,8 @@ from elcore.wikipedia.wikidata import WikidataMap, load_wikidata_map
 CATALOGUE_SCHEMA = pa.schema([*ELQ_CATALOGUE_SCHEMA, pa.field("page_id", pa.int64())])
 CATALOGUE_FILE, PASSAGES_FILE, STATS_FILE = "catalogue.parquet", "passages.jsonl", "stats.json"
 ANCHORS_FILE = "anchors.parquet"
-#: One row per (article, anchor text, target): `PriorTable.build(anchor_counts=...)` sums them.
+#: Anchor text -> target counts, summed over a batch of articles per write (the same pair can recur in
+#: later batches): `PriorTable.build(anchor_counts=...)` sums them all.
 ANCHORS_SCHEMA = pa.schema(
     [pa.field("surface", pa.string()), pa.field("entity", pa.string()), pa.field("count", pa.int32())]
 )
