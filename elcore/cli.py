@@ -199,21 +199,22 @@ def encode_entities(
     output: Annotated[str, typer.Option(help="linker directory to write (model + catalogue + index)")],
     model: ModelOpt = None,
     index_type: Annotated[
-        str, typer.Option(help="flat, flat-fp16, sq8, hnsw, ivfpq, compact or a faiss factory string")
+        str,
+        typer.Option(help="flat, flat-fp16, sq8, hnsw, ivfpq, compact, gpu-flat or a faiss factory string"),
     ] = "flat",
     batch_size: int = 64,
 ) -> None:
     """Encode a catalogue in-process (cached) and write a linker directory for it."""
     from .catalogue import EntityCatalogue
     from .encoding import catalogue_vectors
-    from .index import FaissIndex, IndexSpec
+    from .index import IndexSpec, build_index
     from .linker import Linker, index_metadata, require_default_linker
     from .model import ElqModel
 
     elq_model = ElqModel.from_pretrained(model or require_default_linker())
     entities = EntityCatalogue.load(catalogue)
     vectors = catalogue_vectors(elq_model, entities, batch_size=batch_size)
-    index = FaissIndex.build(vectors, IndexSpec(kind=index_type), index_metadata(elq_model, entities))
+    index = build_index(vectors, IndexSpec(kind=index_type), index_metadata(elq_model, entities))
     Linker(elq_model, entities, index).save_pretrained(output)
     typer.echo(json.dumps({"entities": len(entities), "dim": vectors.shape[1], "output": output}))
 

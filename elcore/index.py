@@ -20,8 +20,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
 
-import faiss
 import numpy as np
+
+try:
+    import faiss
+except ImportError:  # a node without faiss (e.g. a GPU image): only the torch `gpu-flat` kind works there
+    faiss = None
 
 from . import fs
 from .errors import ConfigError, IndexMismatchError, IndexNotFoundError
@@ -58,6 +62,7 @@ class IndexKind(str, Enum):
     HNSW = "hnsw"  # HNSW graph over float32 vectors
     IVFPQ = "ivfpq"  # inverted lists + product quantizer, trained; nlist/m chosen from n and dim
     COMPACT = "compact"  # <= 128 bytes/entity: OPQ rotation, inverted lists, as many 8-bit PQ codes as fit
+    GPU_FLAT = "gpu-flat"  # exact, float16 vectors searched by a torch matmul on the device (no faiss)
 
 
 # `compact` visits this share of its lists: entity vectors are not well clustered, so the nearest entity
@@ -160,6 +165,8 @@ class IndexSpec:
         """The faiss factory string this spec builds for `ntotal` vectors of `dim` dimensions."""
         if self.kind is IndexKind.FLAT:
             return "Flat"
+        if self.kind is IndexKind.GPU_FLAT:
+            return "torch:fp16-flat"
         if self.kind is IndexKind.FLAT_FP16:
             return "SQfp16"
         if self.kind is IndexKind.SQ8:
@@ -276,6 +283,10 @@ class EntityIndex(abc.ABC):
             )
         manifest = fs.read_json(manifest_url)
         spec = IndexSpec.from_dict(manifest["spec"])
+        if manifest["type"] == "torch-flat":
+            from .torch_index import TorchFlatIndex
+
+            return TorchFlatIndex.read(url, manifest)
         shards = [
             read_shard(url, number, spec, manifest.get("metadata", {}), end - start)
             for number, (start, end) in enumerate(manifest["shards"])
@@ -287,7 +298,7 @@ class EntityIndex(abc.ABC):
             index = ShardedIndex(shards, manifest.get("metadata"))
         else:
             raise IndexMismatchError(
-                f"{manifest_url}: unknown index type {manifest['type']!r}; expected faiss or sharded"
+                f"{manifest_url}: unknown index type {manifest['type']!r}; expected faiss, sharded or torch-flat"
             )
         if index.dim != manifest["dim"] or index.ntotal != manifest["ntotal"]:
             raise IndexMismatchError(
@@ -297,6 +308,22 @@ class EntityIndex(abc.ABC):
         if not isinstance(index, cls):
             raise IndexMismatchError(f"{url} holds a {type(index).__name__}, not a {cls.__name__}")
         return index
+
+
+def build_index(
+    vectors: np.ndarray,
+    spec: IndexSpec | None = None,
+    metadata: dict[str, Any] | None = None,
+    *,
+    num_threads: int | None = None,
+) -> EntityIndex:
+    """Index `vectors` as `spec` says: a `FaissIndex`, or for `gpu-flat` a `TorchFlatIndex`."""
+    spec = spec or IndexSpec()
+    if spec.kind is IndexKind.GPU_FLAT:
+        from .torch_index import TorchFlatIndex
+
+        return TorchFlatIndex.build(vectors, metadata)
+    return FaissIndex.build(vectors, spec, metadata, num_threads=num_threads)
 
 
 def load_index(url: str, *, num_threads: int | None = None) -> EntityIndex:
@@ -314,6 +341,7 @@ class FaissIndex(EntityIndex):
         metadata: dict[str, Any] | None = None,
         rerank_vectors: np.ndarray | None = None,
     ) -> None:
+        _require_faiss(spec)
         if index.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise ConfigError("entity indexes use inner product; got a faiss index with another metric")
         if spec.rerank and (rerank_vectors is None or rerank_vectors.shape != (index.ntotal, index.d)):
@@ -395,7 +423,7 @@ class FaissIndex(EntityIndex):
 
     def save(self, url: str) -> None:
         write_shard(url, 0, self)
-        _write_manifest(url, "faiss", self.spec, self.dim, [self.ntotal], self.metadata)
+        write_manifest(url, "faiss", self.spec, self.dim, [self.ntotal], self.metadata)
 
     def serialized_size(self) -> int:
         extra = 0 if self.rerank_vectors is None else self.rerank_vectors.nbytes
@@ -540,6 +568,9 @@ def train_empty_index(vectors: np.ndarray, spec: IndexSpec, ntotal: int) -> byte
     Train once, then pass the bytes to `FaissIndex.build(..., trained=...)` for every shard (faiss
     demos/demo_ondisk_ivf.py). `ntotal` is the size of the whole index (it sets IVF list counts).
     """
+    _require_faiss(spec)
+    if spec.kind is IndexKind.GPU_FLAT:
+        raise ConfigError("'gpu-flat' is a torch index, not a faiss one: build it with build_index")
     _check_matrix(vectors, "vectors")
     dim = vectors.shape[1]
     factory = spec.factory_string(dim, ntotal)
@@ -578,7 +609,7 @@ def write_sharded_manifest(
     url: str, spec: IndexSpec, dim: int, shard_sizes: Sequence[int], metadata: dict[str, Any] | None = None
 ) -> None:
     """Write `index.json` for shards written with `write_shard`; last, so a reader sees all or none."""
-    _write_manifest(url, "sharded", spec, dim, shard_sizes, metadata or {})
+    write_manifest(url, "sharded", spec, dim, shard_sizes, metadata or {})
 
 
 def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, block_size: int = 65_536) -> SearchResult:
@@ -681,7 +712,7 @@ def _deserialize(data: bytes) -> faiss.Index:
     return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
 
 
-def _write_manifest(
+def write_manifest(
     url: str, kind: str, spec: IndexSpec, dim: int, shard_sizes: Sequence[int], metadata: dict[str, Any]
 ) -> None:
     bounds = np.concatenate([[0], np.cumsum(shard_sizes)]).astype(int).tolist()
@@ -700,13 +731,26 @@ def _write_manifest(
     )
 
 
+def _require_faiss(spec: IndexSpec) -> None:
+    if faiss is None:
+        raise ConfigError(
+            f"index kind {spec.kind_name!r} needs faiss (pip install faiss-cpu); without it only "
+            "'gpu-flat' (exact search with torch) is available"
+        )
+
+
 def read_shard(url: str, number: int, spec: IndexSpec, metadata: dict[str, Any], expected: int) -> FaissIndex:
+    _require_faiss(spec)
     index_url = fs.join(url, f"shard-{number:05d}.faiss")
     if not fs.exists(index_url):
         raise IndexNotFoundError(
             f"{index_url} is missing; {MANIFEST} lists it (rebuild or re-copy the index)"
         )
-    index = _deserialize(fs.read_bytes(index_url))
+    if fs.is_local(index_url):
+        # Memory-mapped: the OS shares the pages between every process of a node that searches it.
+        index = faiss.read_index(fs.localize(index_url), faiss.IO_FLAG_MMAP_IFC)
+    else:
+        index = _deserialize(fs.read_bytes(index_url))
     if index.ntotal != expected:
         raise IndexMismatchError(f"{index_url} holds {index.ntotal} vectors, {MANIFEST} says {expected}")
     rerank_vectors = None

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import math
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,11 +36,19 @@ from .catalogue import EntityCatalogue
 from .encoding import catalogue_vectors
 from .errors import ConfigError, IndexMismatchError, ModelNotFoundError
 from .fusion import FUSION_DIR, EntityFacts, FusionHead
-from .index import EntityIndex, FaissIndex, IndexSpec, load_index
+from .index import EntityIndex, IndexSpec, build_index, load_index
 from .model import ElqConfig, ElqModel
 from .priors import PRIORS_FILE, MentionCounts, PriorTable
 from .spans import select_spans, span_mask, span_means, span_scores, top_spans
-from .text import TokenizedText, Window, char_span, collate_windows, make_windows, tokenize
+from .text import (
+    TokenizedText,
+    Window,
+    central_span_mask,
+    char_span,
+    collate_windows,
+    make_windows,
+    tokenize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +102,28 @@ class Link:
         if not self.candidates:
             out.pop("candidates")
         return out
+
+
+@dataclass
+class LinkTimings:
+    """Where a linker's time went, summed over its calls: the encoder (context encoder and span
+    scores), the index searches, fused scoring (prior look-ups, candidate vectors, the head) and the
+    rest (tokenising, windows, merging); with the counts that explain them."""
+
+    texts: int = 0
+    windows: int = 0
+    spans_searched: int = 0
+    encoder_seconds: float = 0.0
+    search_seconds: float = 0.0
+    fusion_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+    @property
+    def other_seconds(self) -> float:
+        return self.total_seconds - self.encoder_seconds - self.search_seconds - self.fusion_seconds
+
+    def to_dict(self) -> dict[str, float]:
+        return {**dataclasses.asdict(self), "other_seconds": self.other_seconds}
 
 
 @dataclass(frozen=True)
@@ -172,6 +203,7 @@ class Linker:
         if self.use_priors and priors is None:
             raise ConfigError("use_priors needs a prior table (priors.parquet in the linker directory)")
         self._entity_facts: EntityFacts | None = None
+        self.timings = LinkTimings()
 
     @property
     def config(self) -> ElqConfig:
@@ -229,7 +261,7 @@ class Linker:
         if isinstance(index, str):
             index = load_index(index)
         if index is None:
-            index = FaissIndex.build(
+            index = build_index(
                 catalogue_vectors(model, catalogue), IndexSpec(), index_metadata(model, catalogue)
             )
         priors = fusion = None
@@ -294,6 +326,7 @@ class Linker:
         `own_counts` (training the fusion head): what each text contributed to the prior table, taken
         out of its features; `with_features` keeps each hit's candidate features.
         """
+        started = time.perf_counter()
         config = self.config
         docs = tokenize(self.model.tokenizer, texts)
         windows = make_windows(docs, config.max_context_length, config.context_stride)
@@ -305,6 +338,9 @@ class Linker:
                 seen = best[hit.text_index].get((hit.start, hit.end))
                 if seen is None or hit.score > seen.score:
                     best[hit.text_index][(hit.start, hit.end)] = hit
+        self.timings.texts += len(texts)
+        self.timings.windows += len(windows)
+        self.timings.total_seconds += time.perf_counter() - started
         return [sorted(b.values(), key=lambda h: (h.start, h.end)) for b in best]
 
     def _score_windows(
@@ -317,6 +353,7 @@ class Linker:
         with_features: bool = False,
     ) -> list[_SpanHit]:
         config, device = self.config, self.model.device
+        clock = time.perf_counter()
         batch = collate_windows(self.model.tokenizer, docs, windows)
         hidden, (start, end, inside) = self.model.encode_context(
             batch.input_ids.to(device), batch.attention_mask.to(device)
@@ -327,11 +364,14 @@ class Linker:
             batch.word_start_mask.to(device) if config.word_boundaries else None,
             batch.word_end_mask.to(device) if config.word_boundaries else None,
         )
+        if config.central_spans:
+            valid &= central_span_mask(windows, *valid.shape[1:]).to(device)
         logits = span_scores(start, end, inside, valid)
         # log-sigmoid is monotonic, so the top-k by logit are the top-k by log-sigmoid.
         b_idx, first, last, span_logits = top_spans(logits, config.top_k_mentions)
         keep = F.logsigmoid(span_logits.float()) > mention_threshold
         b_idx, first, last = b_idx[keep].cpu(), first[keep].cpu(), last[keep].cpu()
+        self.timings.encoder_seconds += time.perf_counter() - clock
         searched = torch.ones(len(b_idx), dtype=torch.bool)
         spans = None
         if self.use_priors:
@@ -347,10 +387,14 @@ class Linker:
         rows = np.full((len(b_idx), k), -1, dtype=np.int64)
         entity_scores = np.full((len(b_idx), k), -np.inf, dtype=np.float32)
         if searched.any():
+            clock = time.perf_counter()
             found = self.index.search(vectors[searched.numpy()], k)
             rows[searched.numpy()], entity_scores[searched.numpy()] = found.ids, found.scores
+            self.timings.search_seconds += time.perf_counter() - clock
+            self.timings.spans_searched += int(searched.sum())
         features = None
         if spans is not None:
+            clock = time.perf_counter()
             own = (
                 None
                 if own_counts is None
@@ -368,6 +412,7 @@ class Linker:
             )
             parts = FusedParts(self.priors, self.fusion, self.index, self.entity_facts)
             rows, entity_scores, joint, features = score_fused(parts, spans, inputs)
+            self.timings.fusion_seconds += time.perf_counter() - clock
         else:
             joint = (
                 F.log_softmax(torch.from_numpy(entity_scores), dim=1) + mention_scores.unsqueeze(1)

@@ -64,6 +64,8 @@ class ElqConfig:
         threshold: minimum joint score of a link (log-sigmoid(mention) + log-softmax(entity)).
         mention_threshold: minimum log-sigmoid(mention) of a span sent to retrieval; None = `threshold`.
         word_boundaries: spans start and end on word boundaries (no half words).
+        central_spans: where windows overlap, score (and search) each span once, in the window where
+            it is most central; False = ELQ's way: in every window that holds it, best score kept.
         entity_pooling: entity vector = `cls` state (ELQ) or `mean` of the token states (what
             sentence encoders such as all-MiniLM were trained for: better when entities stay frozen).
         normalize_entities: scale entity vectors to unit length (all-MiniLM's own last step: its
@@ -83,6 +85,7 @@ class ElqConfig:
     threshold: float = -4.5
     mention_threshold: float | None = None
     word_boundaries: bool = True
+    central_spans: bool = True
     entity_pooling: str = "cls"
     normalize_entities: bool = False
     share_encoders: bool = False

@@ -196,6 +196,28 @@ class PriorTable:
                 "hybrid`) or link with --no-use-priors"
             )
 
+    def extended_to(self, catalogue: EntityCatalogue, previous: EntityCatalogue) -> PriorTable:
+        """This table for `catalogue`, which is `previous` (the table's catalogue) with rows appended:
+        the pairs stay as they are, the new rows have no prior yet."""
+        self.check_catalogue(previous)
+        n = len(previous)
+        if len(catalogue) < n or not catalogue.table["id"].slice(0, n).equals(previous.table["id"]):
+            raise IndexMismatchError(
+                f"the catalogue of {len(catalogue)} entities does not start with the prior table's "
+                f"{n} entities in the same order; rebuild the table for it"
+            )
+        metadata = {
+            **self.metadata,
+            "catalogue_fingerprint": catalogue.fingerprint,
+            "num_entities": len(catalogue),
+        }
+        keys = np.repeat(self.surface_keys, np.diff(self.offsets))
+        table = PriorTable(
+            keys, self.rows, self.counts, self.is_title, self.is_alias, len(catalogue), metadata
+        )
+        table.surfaces = self.surfaces
+        return table
+
     # ----------------------------------------------------------------- build
     @classmethod
     def build(

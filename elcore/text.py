@@ -12,6 +12,8 @@ mapped back to character offsets of the original text, so nothing is silently cu
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,13 +47,19 @@ class Window:
     """A slice of one tokenised text, framed as `[CLS] tokens [SEP]`.
 
     Content token `t` of the window sits at model position `t + 1`; it is token
-    `token_start + t` of the text.
+    `token_start + t` of the text. Overlapping windows split the text between them at the middle of
+    each overlap: the window owns the span centres in `[own_start, own_end)` (see `central_span_mask`);
+    `prev_end` / `next_start` are where its neighbours end and start.
     """
 
     text_index: int
     token_start: int
     token_end: int
     number: int = 0  # which window of its text (0-based, in text order)
+    own_start: int = 0
+    own_end: int = sys.maxsize
+    prev_end: int = 0
+    next_start: int = sys.maxsize
 
     @property
     def num_tokens(self) -> int:
@@ -110,14 +118,53 @@ def make_windows(docs: Sequence[TokenizedText], window_size: int, stride: int) -
     for text_index, doc in enumerate(docs):
         n = len(doc)
         start = number = 0
+        own = []
         while start < n:
             end = min(n, start + capacity)
-            windows.append(Window(text_index, start, end, number))
+            own.append(Window(text_index, start, end, number))
             number += 1
             if end == n:
                 break
             start = _word_start_at_or_before(doc.word_starts, start + stride, floor=start + 1)
+        windows += _share_overlaps(own)
     return windows
+
+
+def _share_overlaps(windows: list[Window]) -> list[Window]:
+    """Give each of one text's windows its neighbours' extents and the centres it owns: the overlap
+    with a neighbour is cut in the middle."""
+    out = []
+    for k, w in enumerate(windows):
+        before = windows[k - 1] if k > 0 else None
+        after = windows[k + 1] if k + 1 < len(windows) else None
+        out.append(
+            dataclasses.replace(
+                w,
+                own_start=0 if before is None else (w.token_start + before.token_end + 1) // 2,
+                own_end=sys.maxsize if after is None else (after.token_start + w.token_end + 1) // 2,
+                prev_end=0 if before is None else before.token_end,
+                next_start=sys.maxsize if after is None else after.token_start,
+            )
+        )
+    return out
+
+
+def central_span_mask(windows: Sequence[Window], length: int, max_width: int) -> torch.Tensor:
+    """`[B, L, K]` True where span `(i, w)` of window b is that window's to score, so overlapping windows
+    score each span once: its centre lies in the window's own range, or the neighbour that owns the
+    centre cannot hold the whole span."""
+
+    def field(name: str) -> torch.Tensor:
+        return torch.tensor([getattr(w, name) for w in windows], dtype=torch.long).view(-1, 1, 1)
+
+    first = field("token_start") + torch.arange(length).view(1, -1, 1) - 1  # text token of position i
+    last = first + torch.arange(max_width).view(1, 1, -1)
+    centre2 = first + last  # twice the centre, so centres between tokens compare exactly
+    own_start, own_end = 2 * field("own_start"), 2 * field("own_end").clamp(max=sys.maxsize // 4)
+    owned = (centre2 >= own_start) & (centre2 < own_end)
+    before_too_short = (centre2 < own_start) & (last >= field("prev_end"))
+    after_too_short = (centre2 >= own_end) & (first < field("next_start"))
+    return owned | before_too_short | after_too_short
 
 
 def _word_start_at_or_before(word_starts: np.ndarray, position: int, floor: int) -> int:

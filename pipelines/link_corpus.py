@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from elcore import fs, settings
 from elcore.errors import ConfigError, InputRecordError
-from elcore.index import EntityIndex
+from elcore.index import EntityIndex, load_index
 
 from .common import (
     IO_TASK_CPUS,
@@ -302,7 +302,10 @@ class CorpusLinker:
 
         settings.hf_offline()
         torch.set_num_threads(torch_threads)
-        entity_index: Any = RemoteShardedIndex(*shards) if shards else index
+        # faiss gets the actor's threads too: its default (every core) would oversubscribe the node.
+        entity_index: Any = (
+            RemoteShardedIndex(*shards) if shards else load_index(index, num_threads=torch_threads)
+        )
         self.linker = Linker.from_pretrained(
             model_dir,
             catalogue=catalogue,

@@ -66,6 +66,24 @@ def test_short_text_links_the_same_with_and_without_windowing(linker):
     assert _as_tuples(narrow) == _as_tuples(wide[:1])
 
 
+def test_a_text_split_into_windows_maps_spans_back_and_merges_them(linker):
+    text = "Paris is the capital of France and albert einstein was born in Germany. " * 4
+    # every span of every window kept (no top-k cut), so both ways see the same spans
+    linker.model.config = linker.config.replace(
+        max_context_length=16, context_stride=6, top_k_mentions=10_000
+    )
+    spans = linker.link_candidates([text])[0]
+    assert len({span.window for span in spans}) > 3  # the text really was split
+    assert all(span.mention == text[span.start : span.end] for span in spans)  # text offsets, not window's
+    assert len({(s.start, s.end) for s in spans}) == len(spans)  # one candidate per span
+    # ELQ's way scores a span in every window holding it and keeps the best: the same spans come out,
+    # each span's score at least what its central window gave it.
+    linker.model.config = linker.config.replace(central_spans=False)
+    every = {(s.start, s.end): s.score for s in linker.link_candidates([text])[0]}
+    assert {(s.start, s.end) for s in spans} == set(every)
+    assert all(every[(s.start, s.end)] >= s.score - 1e-5 for s in spans)
+
+
 def test_long_text_is_linked_end_to_end_with_document_offsets(linker):
     sentence = "Paris is the capital of France and albert einstein was born in Germany. "
     text = sentence * 160  # ~2,000 words, dozens of 32-wordpiece windows

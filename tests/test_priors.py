@@ -66,6 +66,20 @@ def test_a_table_refuses_another_catalogue(catalogue):
         table.check_catalogue(other)
 
 
+def test_a_table_follows_its_catalogue_when_rows_are_appended(catalogue):
+    table = PriorTable.build(catalogue, TRAIN)
+    records = catalogue.table.to_pylist() + [
+        {"id": "Q64", "qid": "Q64", "title": "Berlin", "text": "", "aliases": []}
+    ]
+    longer = EntityCatalogue.from_records(records)
+    extended = table.extended_to(longer, catalogue)
+    extended.check_catalogue(longer)
+    assert extended.num_entities == 5 and extended.entity_counts.tolist() == [2, 1, 0, 0, 0]
+    assert extended.candidates(int(extended.find(["paris"])[0])).rows.tolist() == [0, 2]
+    with pytest.raises(IndexMismatchError, match="does not start with"):
+        table.extended_to(EntityCatalogue.from_records(records[::-1]), catalogue)
+
+
 def test_catalogue_without_aliases_or_training_data(catalogue):
     bare = EntityCatalogue.from_records([{"id": "Q142", "title": "France"}, {"id": "Q64", "title": "Berlin"}])
     table = PriorTable.build(bare)

@@ -1,7 +1,7 @@
 import pytest
 
 from elcore.errors import ConfigError
-from elcore.text import char_span, collate_windows, make_windows, token_span, tokenize
+from elcore.text import central_span_mask, char_span, collate_windows, make_windows, token_span, tokenize
 
 
 @pytest.fixture()
@@ -56,3 +56,27 @@ def test_bad_window_settings_are_rejected():
         make_windows([], window_size=16, stride=15)
     with pytest.raises(ConfigError, match="window size"):
         make_windows([], window_size=1024, stride=8)
+
+
+def test_overlapping_windows_score_each_span_in_exactly_one_window(tokenizer):
+    (doc,) = tokenize(tokenizer, ["the quick brown fox jumps over the lazy dog near the river bank " * 6])
+    windows = make_windows([doc], window_size=16, stride=7)
+    assert len(windows) > 4
+    batch = collate_windows(tokenizer, [doc], windows)
+    width = 4
+    owners: dict[tuple[int, int], int] = {}
+    mask = central_span_mask(windows, batch.input_ids.shape[1], width)
+    for b, w in enumerate(windows):
+        for i in range(1, w.num_tokens + 1):
+            for k in range(width):
+                if i + k > w.num_tokens:
+                    continue  # runs past the window: not a span of this window
+                span = (w.token_start + i - 1, w.token_start + i - 1 + k)
+                if mask[b, i, k]:
+                    assert span not in owners, f"span {span} scored in windows {owners[span]} and {b}"
+                    owners[span] = b
+    every_span = {(t, t + k) for t in range(len(doc)) for k in range(width) if t + k < len(doc)}
+    assert set(owners) == every_span  # none lost, none twice
+    middle = windows[2]
+    assert middle.prev_end == windows[1].token_end and middle.next_start == windows[3].token_start
+    assert windows[1].own_end == middle.own_start  # owned ranges tile the text
