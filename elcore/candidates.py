@@ -71,8 +71,12 @@ def with_alias_spans(
     b_idx: torch.Tensor,
     first: torch.Tensor,
     last: torch.Tensor,
+    search_unknown: bool = True,
 ) -> CandidateSpans:
-    """The mention head's spans (`b_idx`, `first`, `last`) plus every valid span the table knows."""
+    """The mention head's spans (`b_idx`, `first`, `last`) plus every valid span the table knows.
+
+    `search_unknown=False` drops the head's spans whose surface the table does not know (for a head
+    that never links one, their dense searches are wasted)."""
     vb, vi, vw = (t.cpu() for t in valid.nonzero(as_tuple=True))
     vj = vi + vw
     keys = np.zeros(len(vb), dtype=np.uint64)
@@ -85,6 +89,8 @@ def with_alias_spans(
     length, width = valid.shape[1], valid.shape[2]
     flat = ((vb * length + vi) * width + vw).numpy()  # increasing: nonzero() walks in row-major order
     head_at = np.searchsorted(flat, ((b_idx * length + first) * width + (last - first)).numpy())
+    if not search_unknown:
+        head_at = head_at[positions[head_at] >= 0]
     in_head = np.zeros(len(flat), dtype=bool)
     in_head[head_at] = True
     at = np.concatenate([head_at, np.flatnonzero((positions >= 0) & ~in_head)])

@@ -238,6 +238,9 @@ class FusionConfig:
     hidden_size: int = 32
     prior_candidates: int = 10  # prior rows added to each span's dense top-k
     threshold: float = math.log(0.5)  # minimum fused log-probability of a link
+    # Dense-search the mention head's spans whose surface the prior table does not know; False where the
+    # head was found never to link such a span (`elcore.hybrid.calibrate_unknown_surfaces`).
+    search_unknown_surfaces: bool = True
     feature_mean: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
     feature_std: list[float] = field(default_factory=lambda: [1.0] * len(FEATURES))
     training: dict = field(default_factory=dict)  # what it was trained on (counts, epochs)

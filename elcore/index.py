@@ -419,7 +419,10 @@ class FaissIndex(EntityIndex):
         if ivf is not None and not self._direct_map:
             ivf.make_direct_map()
             self._direct_map = True
-        return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        ids = np.asarray(ids, dtype=np.int64)
+        if ivf is not None and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFPQFastScan):
+            return _reconstruct_fast_scan(self.index, ids)
+        return self.index.reconstruct_batch(ids)
 
     def save(self, url: str) -> None:
         write_shard(url, 0, self)
@@ -729,6 +732,32 @@ def write_manifest(
             "faiss_version": faiss.__version__,
         },
     )
+
+
+def _reconstruct_fast_scan(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
+    """Vectors of `ids` in an IVF-PQ fast-scan index, decoded here: faiss 1.15 reads a loaded index's
+    packed (4-bit, interleaved) codes as if they were plain ones, and its own reconstruct crashes."""
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    lists = faiss.downcast_InvertedLists(ivf.invlists)
+    blocks: dict[int, np.ndarray] = {}
+    codes = np.zeros((len(ids), ivf.code_size), dtype=np.uint8)
+    list_numbers = np.zeros(len(ids), dtype=np.int64)
+    for n, entity in enumerate(ids.tolist()):
+        key = ivf.direct_map.get(entity)
+        number, offset = key >> 32, key & 0xFFFFFFFF
+        if number not in blocks:
+            count = -(-lists.list_size(number) // lists.n_per_block)
+            data = faiss.rev_swig_ptr(lists.get_codes(number), count * lists.block_size)
+            blocks[number] = data.reshape(count, lists.block_size)
+        codes[n], list_numbers[n] = lists.packer.unpack_1(blocks[number], offset), number
+    vectors = ivf.pq.decode(codes)
+    if ivf.by_residual:
+        vectors += ivf.quantizer.reconstruct_batch(list_numbers)
+    outer = faiss.downcast_index(index)
+    if isinstance(outer, faiss.IndexPreTransform):
+        for k in reversed(range(outer.chain.size())):
+            vectors = outer.chain.at(k).reverse_transform(vectors)
+    return vectors
 
 
 def _require_faiss(spec: IndexSpec) -> None:

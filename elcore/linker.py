@@ -375,7 +375,10 @@ class Linker:
         searched = torch.ones(len(b_idx), dtype=torch.bool)
         spans = None
         if self.use_priors:
-            spans = with_alias_spans(self.priors, texts, docs, batch, valid, b_idx, first, last)
+            search_unknown = self.fusion is None or self.fusion.config.search_unknown_surfaces
+            spans = with_alias_spans(
+                self.priors, texts, docs, batch, valid, b_idx, first, last, search_unknown
+            )
             b_idx, first, last, searched = spans.batch_index, spans.first, spans.last, spans.searched
         if len(b_idx) == 0:
             return []

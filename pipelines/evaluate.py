@@ -22,7 +22,8 @@ import pyarrow as pa
 from elcore import fs
 from elcore.errors import ConfigError, EvaluationInputError
 
-from .common import IO_TASK_CPUS, dataset_of, finished, init_ray, run_command_line
+from .common import IO_TASK_CPUS, dataset_of, init_ray, run_command_line
+from .link_corpus import output_store, part_tables
 
 KINDS = ("strong", "weak", "entity")
 SPLITS = ("with_text", "without_text")
@@ -50,8 +51,6 @@ def evaluate_parts(batch: pa.Table, output: str, examples: Any, has_text: Any) -
     import ray
 
     from elcore.metrics import evaluate, predictions_from_links
-
-    from .link_corpus import part_tables
 
     gold, keys = ray.get(examples), (ray.get(has_text) if has_text is not None else None)
     reports, seen = [], []
@@ -130,7 +129,7 @@ def run(config: EvaluateCorpusConfig) -> dict[str, Any]:
             if k and w
         }
         has_text = frozenset(keys)
-    parts = sorted(finished(fs.join(config.links, "status")))
+    parts = sorted(output_store(config.links).done())
     reports: list[dict[str, Any]] = []
     seen: set[str] = set()
     if parts:

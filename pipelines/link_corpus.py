@@ -28,13 +28,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from elcore import fs, settings
+from elcore.catalogue import EntityCatalogue
 from elcore.errors import ConfigError, InputRecordError
 from elcore.index import EntityIndex, load_index
+from elcore.parts import PartStore
 
 from .common import (
     IO_TASK_CPUS,
     dataset_of,
-    finished,
     init_ray,
     list_files,
     model_fingerprint,
@@ -48,6 +49,7 @@ from .common import (
 
 FORMATS = {"jsonl": (".jsonl", ".json", ".jsonl.gz", ".json.gz"), "parquet": (".parquet",), "text": (".txt",)}
 RETRIEVAL = ("local", "shards")
+INPUTS_FILE = "_inputs.json"  # input file -> [read unit, size]: what a re-run keeps and what it adds
 
 LINKS_SCHEMA = pa.schema(
     [
@@ -506,7 +508,7 @@ def start_shard_servers(index_url: str, shard_cpus: float) -> tuple:
 
 
 def write_part(row: dict[str, Any], output: str) -> dict[str, Any]:
-    """Write a part's links, then its status (the status file marks the part done); return its counts."""
+    """Write a part's links and status, then its record (which marks the part done); return its counts."""
     summary = {
         "part": row["part"],
         "weight": row["weight"],
@@ -516,38 +518,28 @@ def write_part(row: dict[str, Any], output: str) -> dict[str, Any]:
     if row["skip"]:
         return {**summary, "links": 0, "linked": 0, "no_links": 0, "failed": 0}
     links, status = _from_ipc(row["links"]), _from_ipc(row["status"])
-    for sub, table in (("links", links), ("status", status)):
-        with fs.atomic_writer(fs.join(output, sub, f"{row['part']}.parquet")) as f:
-            pq.write_table(table, f)
-    counts = {s: 0 for s in ("linked", "no_links", "failed")}
+    counts = {"docs": status.num_rows, "links": links.num_rows, "linked": 0, "no_links": 0, "failed": 0}
     for value in status.column("status").to_pylist():
         counts[value] += 1
-    return {**summary, "links": links.num_rows, **counts}
+    output_store(output).write(row["part"], {"links": links, "status": status}, counts)
+    return {**summary, **counts}
+
+
+def output_store(output: str) -> PartStore:
+    """The parts of a link-corpus output: `links/` and `status/` tables per part, `parts/` records."""
+    return PartStore(output, ("links", "status"))
 
 
 def part_tables(output: str, part: str) -> tuple[pa.Table, pa.Table]:
     """The links and status tables of one written part."""
-    tables = []
-    for sub in ("links", "status"):
-        filesystem, path = fs.filesystem(fs.join(output, sub, f"{part}.parquet"))
-        with filesystem.open(path, "rb") as f:
-            tables.append(pq.read_table(f))
-    return tables[0], tables[1]
+    store = output_store(output)
+    return store.read("links", [part]), store.read("status", [part])
 
 
 def read_output(output: str, table: str = "links") -> pa.Table:
-    """All parts of `links` or `status` under a link-corpus output, in part order."""
-    folder = fs.join(output, table)
-    filesystem, path = fs.filesystem(folder)
-    schema = LINKS_SCHEMA if table == "links" else STATUS_SCHEMA
-    if not filesystem.exists(path):
-        return schema.empty_table()
-    parts = sorted(p for p in filesystem.ls(path, detail=False) if p.endswith(".parquet") and "/part-" in p)
-    tables = []
-    for p in parts:
-        with filesystem.open(p, "rb") as f:
-            tables.append(pq.read_table(f))
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+    """All verified parts of `links` or `status` under a link-corpus output, in part order."""
+    found = output_store(output).read(table)
+    return found if found is not None else (LINKS_SCHEMA if table == "links" else STATUS_SCHEMA).empty_table()
 
 
 def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
@@ -576,38 +568,66 @@ def _from_ipc(data: bytes) -> pa.Table:
 # -- the pipeline ---------------------------------------------------------------------------------------------
 
 
-def plan_units(config: LinkCorpusConfig) -> tuple[str, list[dict[str, Any]]]:
-    """The input format and the read units: one per jsonl/Parquet file, or `docs_per_part` .txt files each."""
-    fmt = config.format
-    if fmt == "auto":
-        url = config.input.rstrip("/")
-        fmt = next((f for f, suffixes in FORMATS.items() if url.endswith(suffixes)), "")
-        if not fmt:  # a folder: the first format it holds files of
-            for candidate, suffixes in FORMATS.items():
-                try:
-                    list_files(config.input, suffixes)
-                    fmt = candidate
-                    break
-                except ConfigError:
-                    continue
-        if not fmt:
-            raise ConfigError(f"{config.input}: no .jsonl, .parquet or .txt input found; set --format")
+def input_format(config: LinkCorpusConfig) -> str:
+    """`config.format`, or for `auto` the one the input's name (or a folder's files) says."""
+    if config.format != "auto":
+        return config.format
+    url = config.input.rstrip("/")
+    fmt = next((f for f, suffixes in FORMATS.items() if url.endswith(suffixes)), "")
+    for candidate, suffixes in FORMATS.items() if not fmt else ():
+        try:
+            list_files(config.input, suffixes)
+            return candidate
+        except ConfigError:
+            continue
+    if not fmt:
+        raise ConfigError(f"{config.input}: no .jsonl, .parquet or .txt input found; set --format")
+    return fmt
+
+
+def plan_units(config: LinkCorpusConfig, known: dict[str, list[int]] | None = None) -> tuple[str, list[dict]]:
+    """The input format and the read units: one per jsonl/Parquet file, or `docs_per_part` .txt files each.
+
+    `known` (file -> [unit number, size]) is what an earlier run of the job planned: those files keep their
+    units, so a re-run skips their parts; files added since get new units after them.
+
+    Raises:
+        ConfigError: a file the earlier run read has changed size since.
+    """
+    fmt = input_format(config)
     files = list_files(config.input, FORMATS[fmt])
-    total = sum(size for _, size in files) or 1
-    if fmt == "text":
-        groups = [files[i : i + config.docs_per_part] for i in range(0, len(files), config.docs_per_part)]
-    else:
-        groups = [[f] for f in files]
+    known = known or {}
+    sizes = dict(files)
+    changed = [f for f, (_, size) in known.items() if f in sizes and sizes[f] != size]
+    if changed:
+        raise ConfigError(
+            f"input {changed[0]} changed since this job linked it ({len(changed)} changed file(s)); "
+            "pass --overwrite to link everything again, or write to another output"
+        )
+    by_unit: dict[int, list[str]] = {}
+    for f, (number, _) in known.items():
+        if f in sizes:
+            by_unit.setdefault(number, []).append(f)
+    new = [f for f, _ in files if f not in known]
+    group = config.docs_per_part if fmt == "text" else 1
+    start = max((n for n, _ in known.values()), default=-1) + 1
+    for i in range(0, len(new), group):
+        by_unit[start + i // group] = new[i : i + group]
+    total = sum(sizes.values()) or 1
     units = [
         {
             "number": n,
-            "files": [url for url, _ in group],
-            "sizes": [size for _, size in group],
-            "weight": sum(size for _, size in group) / total,
+            "files": sorted(group_files),
+            "sizes": [sizes[f] for f in sorted(group_files)],
+            "weight": sum(sizes[f] for f in group_files) / total,
         }
-        for n, group in enumerate(groups)
+        for n, group_files in sorted(by_unit.items())
     ]
     return fmt, units
+
+
+def _planned_inputs(units: list[dict]) -> dict[str, list[int]]:
+    return {f: [u["number"], size] for u in units for f, size in zip(u["files"], u["sizes"], strict=True)}
 
 
 def run(config: LinkCorpusConfig) -> dict[str, Any]:
@@ -619,20 +639,24 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
     config.validate()
     started = time.perf_counter()
     index_url, catalogue_url = config.index_url(), config.catalogue_url()
-    fmt, units = plan_units(config)
     job = {
         "stage": "link-corpus",
         "model": model_fingerprint(config.model),
-        "catalogue": catalogue_url,
+        "catalogue": EntityCatalogue.load(catalogue_url).fingerprint,
         "index": fs.fingerprint(fs.read_bytes(fs.join(index_url, "index.json"))),
-        "inputs": [pair for unit in units for pair in zip(unit["files"], unit["sizes"], strict=True)],
-        "format": fmt,
+        "input": config.input,
+        "format": input_format(config),
         "fields": [config.id_field, config.text_field],
         "docs_per_part": config.docs_per_part,
         "overrides": config.overrides(),
     }
     resumed = prepare_output(config.output, job, config.overwrite)
-    done = frozenset(finished(fs.join(config.output, "status"))) if resumed else frozenset()
+    inputs_url = fs.join(config.output, INPUTS_FILE)
+    known = fs.read_json(inputs_url) if resumed and fs.exists(inputs_url) else None
+    fmt, units = plan_units(config, known)
+    fs.write_json_atomic(inputs_url, _planned_inputs(units))
+    store = output_store(config.output)
+    done = frozenset(store.done()) if resumed else frozenset()
     init_ray(config.address)
     plan = plan_actors(config.num_actors, config.cpus_per_actor, config.use_gpu, config.torch_threads)
     shards = start_shard_servers(index_url, config.shard_cpus) if config.retrieval == "shards" else None
@@ -669,23 +693,29 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
         compute=plan.pool(plan.num_actors),
         **plan.remote_args(),
     ).map(write_part, fn_kwargs={"output": config.output}, num_cpus=IO_TASK_CPUS)
-    totals = {"parts": 0, "parts_skipped": 0, "docs": 0, "links": 0, "linked": 0, "no_links": 0, "failed": 0}
+    this_run = {"parts": 0, "parts_skipped": 0, "docs": 0}
     for row in track(
         linked.iter_rows(), "link corpus", total=1.0, weight="weight", count="docs", skipped="skipped"
     ):
-        totals["parts"] += 1
-        totals["parts_skipped"] += int(row["skipped"])
-        for key in ("docs", "links", "linked", "no_links", "failed"):
-            totals[key] += 0 if row["skipped"] else int(row[key])
+        this_run["parts"] += 1
+        this_run["parts_skipped"] += int(row["skipped"])
+        this_run["docs"] += 0 if row["skipped"] else int(row["docs"])
     seconds = time.perf_counter() - started
+    records = store.done()
     summary = {
         "output": config.output,
         "format": fmt,
         "retrieval": config.retrieval,
         "actors": plan.num_actors,
-        **totals,
+        # the whole output (every part, whichever run wrote it)
+        "parts": len(records),
+        **{k: 0 for k in ("docs", "links", "linked", "no_links", "failed")},
+        **PartStore.totals(records),
+        # this run
+        "parts_skipped": this_run["parts_skipped"],
+        "docs_this_run": this_run["docs"],
         "seconds": round(seconds, 3),
-        "docs_per_second": round(totals["docs"] / max(seconds, 1e-9), 2),
+        "docs_per_second": round(this_run["docs"] / max(seconds, 1e-9), 2),
     }
     fs.write_json_atomic(fs.join(config.output, "summary.json"), summary)
     return summary

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from elcore.cli import app
+from pipelines.cli import app
 from elcore.encoding import encode_entities
 from elcore.index import FaissIndex, IndexSpec
 from elcore.linker import Linker

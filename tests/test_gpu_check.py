@@ -33,4 +33,3 @@ def test_the_gpu_check_rehearses_on_cpu_without_ray_or_faiss(tmp_path):
     assert {r["dtype"] for r in result["entity_embedding"]["tiny"]} == {"fp32", "bf16"}
     linking = result["linking_gpu_flat"]["tiny"]
     assert linking["entities"] == 2000 and linking["spans_searched_per_doc"] > 0
-

@@ -2,7 +2,7 @@ import pytest
 
 from elcore.data import Example, GoldMention, write_examples
 from elcore.fusion import FusionConfig
-from elcore.hybrid import HybridConfig, collect_training_rows, fit_hybrid
+from elcore.hybrid import HybridConfig, calibrate_unknown_surfaces, collect_training_rows, fit_hybrid
 from elcore.linker import Linker
 
 TEXTS = ["who is betty white's husband?", "Paris is the capital of France.", "", "the city of light"]
@@ -63,6 +63,29 @@ def test_fused_links_use_prior_candidates(hybrid):
         assert link.score <= 0.0 and link.candidates[0].entity_row == link.entity_row
 
 
+def test_unknown_surfaces_are_searched_only_where_the_head_could_link_them(hybrid):
+    from elcore.linker import LinkTimings
+
+    linker, _ = hybrid
+    texts = [e.text for e in TRAIN]
+    linker.threshold = -1e9  # every candidate links: unknown-surface spans do too
+    assert calibrate_unknown_surfaces(linker, TRAIN)["search_unknown_surfaces"] is True
+    linker.threshold = 0.0  # a log-probability no candidate reaches
+    report = calibrate_unknown_surfaces(linker, TRAIN)
+    assert report["search_unknown_surfaces"] is False and report["unknown_surface_candidates"] > 0
+    linker.threshold = report["unknown_surface_best_log_prob"] + 1e-3  # just above the best unknown span
+    calibrate_unknown_surfaces(linker, TRAIN)
+    searched = {}
+    links = {}
+    for flag in (True, False):
+        linker.fusion.config.search_unknown_surfaces = flag
+        linker.timings = LinkTimings()
+        links[flag] = _tuples(linker.link(texts))
+        searched[flag] = linker.timings.spans_searched
+    assert searched[False] < searched[True]
+    assert links[False] == links[True]  # no unknown span of these texts reaches the threshold: none lost
+
+
 def test_switch_off_gives_the_dense_links(hybrid, tmp_path):
     linker, before = hybrid
     linker.save_pretrained(str(tmp_path / "hybrid"))
@@ -80,7 +103,7 @@ def test_cli_switch_and_threshold(hybrid, tmp_path):
 
     from typer.testing import CliRunner
 
-    from elcore.cli import app
+    from pipelines.cli import app
 
     linker, before = hybrid
     linker.save_pretrained(str(tmp_path / "h"))

@@ -131,8 +131,9 @@ def test_sharded_trained_index_shares_training(data, truth):
         lambda v: FaissIndex.build(v, IndexSpec("flat"), {"catalogue_fingerprint": "abc"}),
         lambda v: FaissIndex.build(v, IndexSpec("ivfpq", rerank=30), {"catalogue_fingerprint": "abc"}),
         lambda v: ShardedIndex.build(v, IndexSpec("hnsw", rerank=20), 3, {"catalogue_fingerprint": "abc"}),
+        lambda v: FaissIndex.build(v, IndexSpec("IVF16,PQ16x4fs"), {"catalogue_fingerprint": "abc"}),
     ],
-    ids=["flat", "ivfpq-rerank", "sharded-hnsw-rerank"],
+    ids=["flat", "ivfpq-rerank", "sharded-hnsw-rerank", "ivf-fast-scan"],
 )
 def test_save_load_round_trip(data, tmp_path, memory_dir, where, make):
     vectors, queries = data
@@ -146,6 +147,8 @@ def test_save_load_round_trip(data, tmp_path, memory_dir, where, make):
     before, after = index.search(queries, K), loaded.search(queries, K)
     np.testing.assert_array_equal(after.ids, before.ids)
     np.testing.assert_array_equal(after.scores, before.scores)
+    ids = before.ids[:, :3]  # loaded (memory-mapped where local) codes are scored by id too
+    np.testing.assert_allclose(loaded.score_ids(queries, ids), index.score_ids(queries, ids), rtol=1e-5)
     manifest = fs.read_json(fs.join(url, "index.json"))
     assert manifest["ntotal"] == N and manifest["shards"][-1][1] == N
     assert type(index).load(url).ntotal == N

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import random
 
 import numpy as np
@@ -323,21 +324,56 @@ def test_link_corpus_with_shard_actors_gives_the_same_links(linked, work):
 
 
 @pytest.mark.timeout(120)
-def test_link_corpus_rerun_resumes_without_duplicates(linked, work):
+def test_link_corpus_rerun_rewrites_missing_and_truncated_parts_only(linked, work):
     from pipelines.link_corpus import read_output, run
 
     config, first = linked
     links, status = read_output(config.output, "links"), read_output(config.output, "status")
-    # a part whose status was not written (the job died there) is linked again, whole; the rest are kept
-    (work["root"] / "links" / "status" / "part-00001-00000.parquet").unlink()
+    out = work["root"] / "links"
+    # a part whose status was not written (the job died there), and a part whose links file was cut to half
+    (out / "status" / "part-00001-00000.parquet").unlink()
+    cut = out / "links" / "part-00000-00001.parquet"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
     resumed = run(config)
-    assert (resumed["parts"], resumed["parts_skipped"], resumed["docs"]) == (
+    assert (resumed["parts"], resumed["parts_skipped"], resumed["docs_this_run"]) == (
         first["parts"],
-        first["parts"] - 1,
-        7,  # file b.jsonl: 7 lines, one part
+        first["parts"] - 2,
+        7 + 8,  # b.jsonl (7 lines, one part) and the second part of a.jsonl
     )
+    # summary.json is the whole output's, not this run's
+    assert {k: resumed[k] for k in ("docs", "links", "linked", "no_links", "failed")} == {
+        k: first[k] for k in ("docs", "links", "linked", "no_links", "failed")
+    }
+    assert json.loads((out / "summary.json").read_text())["docs"] == first["docs"]
     assert read_output(config.output, "links").equals(links)
     assert read_output(config.output, "status").equals(status)
+
+
+@pytest.mark.timeout(300)  # the module's fixtures (Ray, the model, the index) when run alone
+def test_link_corpus_takes_new_input_files_and_refuses_changed_ones(linked, work):
+    from elcore.errors import ConfigError
+    from pipelines.link_corpus import read_output, run
+
+    config, full = linked
+    corpus = work["root"] / "growing"
+    corpus.mkdir()
+    shutil.copy(work["root"] / "corpus" / "a.jsonl", corpus / "a.jsonl")
+    growing = dataclasses.replace(config, input=str(corpus), output=str(work["root"] / "links-growing"))
+    first = run(growing)
+    shutil.copy(work["root"] / "corpus" / "b.jsonl", corpus / "b.jsonl")  # a file added to a finished job
+    second = run(growing)
+    assert (second["parts_skipped"], second["docs_this_run"], second["docs"]) == (
+        first["parts"],
+        7,
+        full["docs"],
+    )
+    for table, paths in (("links", ["source"]), ("status", ["source", "error"])):  # these name the folder
+        got, want = read_output(growing.output, table), read_output(config.output, table)
+        assert got.drop_columns(paths).equals(want.drop_columns(paths))
+    with open(corpus / "a.jsonl", "a") as f:
+        f.write(json.dumps({"id": "late", "text": "paris"}) + "\n")
+    with pytest.raises(ConfigError, match="a.jsonl changed since this job linked it"):
+        run(growing)
 
 
 def test_parquet_and_text_inputs_through_the_predictor(work, index_url, reference):

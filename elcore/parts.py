@@ -1,0 +1,107 @@
+"""A folder of parts written one at a time, each checked before a re-run trusts it.
+
+A part is a set of Parquet tables (e.g. `links/part-00003.parquet` and `status/part-00003.parquet`)
+plus a record `parts/part-00003.json` written last: each table's row count, byte size and sha256,
+and the part's counts (what the job reports). A part counts as done only when its record exists and
+every table still matches it, so a truncated or corrupt file is found and the part written again,
+never skipped as done nor read as data. Writes are atomic (temp + rename through fsspec).
+
+    >>> store = PartStore("s3://bucket/out", tables=("links", "status"))
+    >>> store.write("part-00003", {"links": links, "status": status}, counts={"docs": 100})
+    >>> store.done()            # {"part-00003": {...record...}}: verified parts a re-run skips
+    >>> store.read("links")     # every verified part's links, in part order
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import fs
+
+log = logging.getLogger(__name__)
+
+RECORDS = "parts"
+
+
+class PartStore:
+    """Parts under `url`, each made of the named `tables`."""
+
+    def __init__(self, url: str, tables: Sequence[str]) -> None:
+        self.url, self.tables = url, tuple(tables)
+
+    def _file(self, table: str, part: str) -> str:
+        return fs.join(self.url, table, f"{part}.parquet")
+
+    def _record(self, part: str) -> str:
+        return fs.join(self.url, RECORDS, f"{part}.json")
+
+    def write(self, part: str, tables: Mapping[str, pa.Table], counts: Mapping[str, int]) -> dict[str, Any]:
+        """Write the part's tables, then its record (which makes it done); returns the record."""
+        files = {}
+        for name in self.tables:
+            buffer = io.BytesIO()
+            pq.write_table(tables[name], buffer)
+            data = buffer.getvalue()
+            fs.write_bytes_atomic(self._file(name, part), data)
+            files[name] = {"rows": tables[name].num_rows, "bytes": len(data), "sha256": _sha256(data)}
+        record = {"part": part, "files": files, "counts": dict(counts)}
+        fs.write_json_atomic(self._record(part), record)
+        return record
+
+    def done(self) -> dict[str, dict[str, Any]]:
+        """Records of the parts whose files all match them; a mismatching part is logged and left out
+        (its files are rewritten when the part runs again)."""
+        filesystem, path = fs.filesystem(fs.join(self.url, RECORDS))
+        if not filesystem.exists(path):
+            return {}
+        verified = {}
+        for entry in sorted(filesystem.ls(path, detail=False)):
+            if not entry.endswith(".json"):
+                continue
+            part = entry.rstrip("/").rsplit("/", 1)[-1][: -len(".json")]
+            record = fs.read_json(self._record(part))
+            problem = self._problem(part, record)
+            if problem:
+                log.warning("%s: %s; it will be written again", part, problem)
+            else:
+                verified[part] = record
+        return verified
+
+    def _problem(self, part: str, record: dict[str, Any]) -> str | None:
+        for name in self.tables:
+            want = record["files"].get(name)
+            url = self._file(name, part)
+            if want is None or not fs.exists(url):
+                return f"{name} file missing"
+            data = fs.read_bytes(url)
+            if len(data) != want["bytes"]:
+                return f"{name} file is {len(data)} bytes, its record says {want['bytes']}"
+            if _sha256(data) != want["sha256"]:
+                return f"{name} file's checksum differs from its record"
+        return None
+
+    def read(self, table: str, parts: Sequence[str] | None = None) -> pa.Table:
+        """One table of the verified parts (or of `parts`), concatenated in part order."""
+        names = sorted(self.done()) if parts is None else list(parts)
+        tables = [pq.read_table(io.BytesIO(fs.read_bytes(self._file(table, p)))) for p in names]
+        return pa.concat_tables(tables) if tables else None
+
+    @staticmethod
+    def totals(records: Mapping[str, dict[str, Any]]) -> dict[str, int]:
+        """Every count summed over `records`."""
+        out: dict[str, int] = {}
+        for record in records.values():
+            for key, value in record["counts"].items():
+                out[key] = out.get(key, 0) + int(value)
+        return out
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
