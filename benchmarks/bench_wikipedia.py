@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
         del pages
 
         def config(name: str, **kw) -> KbBuildConfig:
-            return KbBuildConfig(dump_url=dump, output_dir=str(tmp / name), index_url=index, **kw)
+            return KbBuildConfig(dump=dump, output=str(tmp / name), index=index, **kw)
 
         t, load = time.perf_counter(), os.getloadavg()[0]
         single = _summary(build_kb(config("single", parallel=False)), time.perf_counter() - t, load)

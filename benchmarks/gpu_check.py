@@ -111,7 +111,7 @@ def encoder_throughput(model, device: str, batch_texts: dict[str, list[str]], re
         ids, mask = inputs.input_ids.to(device), inputs.attention_mask.to(device)
         for name, dtype in dtypes(device).items():
 
-            def run(dtype=dtype):
+            def run(dtype=dtype, ids=ids, mask=mask):
                 with (
                     torch.inference_mode(),
                     torch.autocast(

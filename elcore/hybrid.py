@@ -172,7 +172,9 @@ def calibrate_unknown_surfaces(linker: Linker, examples: Sequence[Example]) -> d
     assert linker.fused, "calibrate a fused linker"
     linker.fusion.config.search_unknown_surfaces = True
     texts = [e.text for e in examples]
-    candidates = [c for per in linker.link_candidates(texts, linker.config.effective_mention_threshold) for c in per]
+    candidates = [
+        c for per in linker.link_candidates(texts, linker.config.effective_mention_threshold) for c in per
+    ]
     unknown = linker.priors.find([c.mention for c in candidates]) < 0
     best = max((c.score for c, u in zip(candidates, unknown, strict=True) if u), default=-math.inf)
     linker.fusion.config.search_unknown_surfaces = bool(best >= linker.threshold)

@@ -282,15 +282,16 @@ def build_default(
     typer.echo(json.dumps(build_default_linker(config), indent=2))
 
 
-@kb_app.command(
-    "build",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-)
-def kb_build(ctx: typer.Context) -> None:
-    """Catalogue + hyperlink training passages from a Wikipedia dump (`elq kb build --help` lists options)."""
-    from .wikipedia import main as build_main
+def _register_kb_build() -> None:
+    from elcore.wikipedia.config import KbBuildConfig
 
-    build_main(ctx.args)
+    from .common import config_command
+    from .wikipedia import build
+
+    kb_app.command("build")(config_command(KbBuildConfig, build))
+
+
+_register_kb_build()
 
 
 @app.command()

@@ -311,8 +311,30 @@ def _report(desc: str, done: float, total: float, items: int, count: str | None,
 # -- CLI: options built from a config dataclass ------------------------------------------------------------
 
 
-def help_of(field: dataclasses.Field) -> str:
-    return field.metadata.get("help", "")
+def help_of(field: dataclasses.Field, config_cls: type | None = None) -> str:
+    """A field's `metadata["help"]`, else its entry in the class docstring's `Args:` section."""
+    if "help" in field.metadata or config_cls is None:
+        return field.metadata.get("help", "")
+    return docstring_args(config_cls).get(field.name, "")
+
+
+def docstring_args(config_cls: type) -> dict[str, str]:
+    """`name: text` entries of a Google-style `Args:` section, continuation lines joined."""
+    entries: dict[str, str] = {}
+    name = None
+    in_args = False
+    for line in inspect.getdoc(config_cls).splitlines() if config_cls.__doc__ else []:
+        stripped = line.strip()
+        if stripped in ("Args:", "Attributes:"):
+            in_args = True
+        elif in_args and stripped and not line.startswith(" "):
+            in_args = False
+        elif in_args and line.startswith("    ") and not line.startswith("     ") and ":" in stripped:
+            name, text = stripped.split(":", 1)
+            entries[name] = text.strip()
+        elif in_args and name and stripped:
+            entries[name] += " " + stripped
+    return entries
 
 
 def config_command(config_cls: type, run: Callable[[Any], dict]) -> Callable[..., dict]:
@@ -335,8 +357,10 @@ def config_command(config_cls: type, run: Callable[[Any], dict]) -> Callable[...
             else (field.default if field.default is not dataclasses.MISSING else field.default_factory())
         )
         flag = "--" + field.name.replace("_", "-")
+        if hints[field.name] is bool:
+            flag = f"{flag}/--no-{flag[2:]}"
         annotation = Annotated[
-            hints[field.name], typer.Option(flag, help=help_of(field), show_default=not required)
+            hints[field.name], typer.Option(flag, help=help_of(field, config_cls), show_default=not required)
         ]
         annotations[field.name] = annotation
         parameters.append(
@@ -374,7 +398,8 @@ def run_command_line(config_cls: type, run: Callable[[Any], dict], name: str, ar
     app.command(name)(config_command(config_cls, run))
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = app(args, prog_name=f"python -m pipelines.{name.replace('-', '_')}", standalone_mode=False)
+        prog = f"python -m pipelines.{name.replace('-', '_')}" if " " not in name else f"elq {name}"
+        result = app(args, prog_name=prog, standalone_mode=False)
     except click.ClickException as error:
         error.show()
         raise SystemExit(error.exit_code) from error

@@ -5,10 +5,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
 from elcore.encoding import encode_entities
 from elcore.index import FaissIndex, IndexSpec
 from elcore.linker import Linker
+from pipelines.cli import app
 
 runner = CliRunner()
 
@@ -119,3 +119,18 @@ def test_recipes_lists_every_recipe():
     result = runner.invoke(app, ["recipes"])
     assert result.exit_code == 0, result.output
     assert [line.split()[0] for line in result.output.strip().splitlines()] == list(RECIPES)
+
+
+def test_kb_build_takes_the_same_option_style_and_refuses_a_non_dump(tmp_path):
+    from elcore.errors import ConfigError
+
+    help_text = runner.invoke(app, ["kb", "build", "--help"]).output
+    for option in ("--dump", "--output", "--index", "--wikidata-map", "--no-parallel", "--no-progress"):
+        assert option in help_text
+    assert "[default: 600]" in help_text and "python -m" not in help_text
+    (tmp_path / "notes.txt").write_text("hello, not a dump\n")
+    result = runner.invoke(
+        app, ["kb", "build", "--dump", str(tmp_path / "notes.txt"), "--output", str(tmp_path / "kb")]
+    )
+    assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
+    assert "not a MediaWiki XML dump" in str(result.exception)

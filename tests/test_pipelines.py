@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import random
+import shutil
 
 import numpy as np
 import pyarrow as pa

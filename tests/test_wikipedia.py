@@ -248,7 +248,7 @@ def dumps(tmp_path_factory) -> dict[str, str]:
 
 def _config(dump: str, out: Path | str, **kw) -> KbBuildConfig:
     kw.setdefault("passage_max_wordpieces", 32)
-    return KbBuildConfig(dump_url=dump, output_dir=str(out), progress=False, **kw)
+    return KbBuildConfig(dump=dump, output=str(out), progress=False, **kw)
 
 
 def _read(out: Path) -> tuple[list[dict], list[dict]]:
@@ -265,7 +265,7 @@ def _counts(stats: dict) -> dict:
 
 
 def test_catalogue_and_passages_exact(dumps, tmp_path):
-    stats = build_kb(_config(dumps["multistream"], tmp_path, wikidata_map_url=dumps["page_props"]))
+    stats = build_kb(_config(dumps["multistream"], tmp_path, wikidata_map=dumps["page_props"]))
     catalogue, passages = _read(tmp_path)
     assert catalogue == EXPECTED_CATALOGUE
     assert passages == EXPECTED_PASSAGES
@@ -296,7 +296,7 @@ def test_catalogue_and_passages_exact(dumps, tmp_path):
 
 
 def test_keep_partial_passages(dumps, tmp_path):
-    config = _config(dumps["xml"], tmp_path, wikidata_map_url=dumps["page_props"], keep_partial_passages=True)
+    config = _config(dumps["xml"], tmp_path, wikidata_map=dumps["page_props"], keep_partial_passages=True)
     build_kb(config)
     _, passages = _read(tmp_path)
     expected = sorted(
@@ -343,7 +343,7 @@ def test_fsspec_urls_in_and_out(dumps, tmp_path):
 
 def test_catalogue_loads_in_elcore(dumps, tmp_path):
     catalogue_module = pytest.importorskip("elcore.catalogue")
-    build_kb(_config(dumps["xml"], tmp_path, wikidata_map_url=dumps["page_props"]))
+    build_kb(_config(dumps["xml"], tmp_path, wikidata_map=dumps["page_props"]))
     catalogue = catalogue_module.EntityCatalogue.load(str(tmp_path / "catalogue.parquet"))
     assert len(catalogue) == 7
 
@@ -358,9 +358,9 @@ def test_parallel_matches_single_pass(dumps, tmp_path, ray_local):
     write_dump(
         dump, [*PAGES[:5], broken, *PAGES[5:]], form="multistream", index_url=index, pages_per_stream=2
     )
-    kw = {"wikidata_map_url": dumps["page_props"], "keep_partial_passages": True}
-    single = run(_config(dump, tmp_path / "single", index_url=index, parallel=False, **kw))
-    parallel = run(_config(dump, tmp_path / "parallel", index_url=index, num_blocks=3, num_workers=2, **kw))
+    kw = {"wikidata_map": dumps["page_props"], "keep_partial_passages": True}
+    single = run(_config(dump, tmp_path / "single", index=index, parallel=False, **kw))
+    parallel = run(_config(dump, tmp_path / "parallel", index=index, num_blocks=3, num_workers=2, **kw))
     assert (single.mode, parallel.mode, parallel.num_blocks) == ("single", "parallel", 3)
     for name in ("catalogue.parquet", "passages.jsonl"):
         assert (tmp_path / "single" / name).read_bytes() == (tmp_path / "parallel" / name).read_bytes()
@@ -371,8 +371,8 @@ def test_parallel_matches_single_pass(dumps, tmp_path, ray_local):
 def test_cli_entry_single_pass(dumps, tmp_path, capsys):
     from pipelines.wikipedia import main
 
-    stats = main(["--dump", dumps["bz2"], "--output-dir", str(tmp_path), "--no-progress", "--seed", "3"])
-    assert stats.catalogue_rows == 7 and stats.mode == "single"
+    summary = main(["--dump", dumps["bz2"], "--output", str(tmp_path), "--no-progress", "--seed", "3"])
+    assert summary["catalogue_rows"] == 7 and summary["mode"] == "single"
     assert json.loads(capsys.readouterr().out)["catalogue_rows"] == 7
 
 
@@ -468,13 +468,13 @@ def test_wikidata_map_forms(dumps, tmp_path):
 
 def test_title_map_duplicate_qid_and_page_props_disambiguation(dumps, tmp_path):
     (tmp_path / "m.csv").write_text("Paris,Q90\nSeine,Q90\n")
-    stats = build_kb(_config(dumps["xml"], tmp_path / "a", wikidata_map_url=str(tmp_path / "m.csv")))
+    stats = build_kb(_config(dumps["xml"], tmp_path / "a", wikidata_map=str(tmp_path / "m.csv")))
     rows = {r["title"]: r for r in _read(tmp_path / "a")[0]}
     assert (rows["Paris"]["id"], rows["Seine"]["id"], rows["Seine"]["qid"]) == ("Q90", "enwiki:17", "Q90")
     assert stats.duplicate_qids == 1
     sql = "INSERT INTO `page_props` VALUES (17,'disambiguation','',NULL);\n"
     (tmp_path / "pp.sql").write_text("-- dump\n" + sql)
-    stats = build_kb(_config(dumps["xml"], tmp_path / "b", wikidata_map_url=str(tmp_path / "pp.sql")))
+    stats = build_kb(_config(dumps["xml"], tmp_path / "b", wikidata_map=str(tmp_path / "pp.sql")))
     assert "Seine" not in {r["title"] for r in _read(tmp_path / "b")[0]}
     assert stats.disambiguations == 2 and stats.catalogue_rows == 6
 

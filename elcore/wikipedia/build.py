@@ -87,7 +87,7 @@ def finish(
     if stats.pages_seen == 0:
         _clean_work_dir(config)
         raise ConfigError(
-            f"{config.dump_url}: no <page> found, so this is not a MediaWiki XML dump; give a "
+            f"{config.dump}: no <page> found, so this is not a MediaWiki XML dump; give a "
             "pages-articles dump (.xml, .xml.bz2 or the multistream .xml.bz2 with its index)"
         )
     parsed = time.perf_counter()
@@ -97,7 +97,7 @@ def finish(
     done = time.perf_counter()
     stats.seconds["finalize"] = round(done - parsed, 3)
     stats.seconds["total"] = round(done - started, 3)
-    fs.write_json_atomic(fs.join(config.output_dir, STATS_FILE), stats.to_dict())
+    fs.write_json_atomic(fs.join(config.output, STATS_FILE), stats.to_dict())
     if not config.keep_work_dir:
         _clean_work_dir(config)
     if config.progress:
@@ -114,7 +114,7 @@ def finish(
 def build_kb(config: KbBuildConfig) -> KbBuildStats:
     """Build the catalogue and the hyperlink passages in one streaming pass over the dump (no Ray).
 
-    Writes `catalogue.parquet`, `passages.jsonl` and `stats.json` into `config.output_dir`.
+    Writes `catalogue.parquet`, `passages.jsonl` and `stats.json` into `config.output`.
 
     Raises:
         ConfigError: a configuration value is out of range.
@@ -127,12 +127,12 @@ def build_kb(config: KbBuildConfig) -> KbBuildStats:
     started, cpu = time.perf_counter(), time.process_time()
     work = fresh_work_dir(config)
     stats = KbBuildStats(mode="single", num_blocks=1)
-    reader = DumpReader(config.dump_url)
+    reader = DumpReader(config.dump)
     pages = iter(reader)
     first = next(pages, None)  # reads the header, so the siteinfo namespaces are known
     parser = PageParser(parse_settings(config, reader.siteinfo.namespaces))
     writer = WorkWriter(work, "single", config.run_pages)
-    fsys, path = fs.filesystem(config.dump_url)
+    fsys, path = fs.filesystem(config.dump)
     bar = tqdm(total=fsys.size(path), desc="parse", unit="B", unit_scale=True, disable=not config.progress)
     ticks = itertools.count(1)
 

@@ -20,12 +20,12 @@ class KbBuildConfig:
     """Everything one knowledge-base build needs; `elq kb build` options mirror these fields.
 
     Args:
-        dump_url: pages-articles XML dump (plain, bz2 or multistream bz2), any fsspec URL.
-        output_dir: where `catalogue.parquet`, `passages.jsonl` and `stats.json` are written.
-        index_url: the multistream index (`offset:page_id:title` lines, plain or bz2). With it and
+        dump: pages-articles XML dump (plain, bz2 or multistream bz2), any fsspec URL.
+        output: where `catalogue.parquet`, `passages.jsonl` and `stats.json` are written.
+        index: the multistream index (`offset:page_id:title` lines, plain or bz2). With it and
             `parallel`, the dump is split into byte ranges parsed in parallel (Ray); without it, one
             streaming pass.
-        wikidata_map_url: page id or title -> QID: a `page_props` SQL dump (`.sql` / `.sql.gz`,
+        wikidata_map: page id or title -> QID: a `page_props` SQL dump (`.sql` / `.sql.gz`,
             `wikibase_item` rows; its `disambiguation` rows mark disambiguation pages too) or a
             TSV/CSV file of `key,qid` rows (key = page id or title; an optional header is skipped).
         description_max_chars: catalogue `text` = the first paragraph, cut at the last sentence end
@@ -41,12 +41,12 @@ class KbBuildConfig:
         sample_fraction: keep this fraction of the remaining passages, chosen by a hash of
             `seed` and the passage id (the same passages whatever the processing order).
         seed: seed of that sample.
-        parallel: use Ray Data over the multistream byte ranges when `index_url` is given.
+        parallel: use Ray Data over the multistream byte ranges when `index` is given.
         num_blocks: byte ranges for the parallel path (default: 4 per worker).
         num_workers: Ray actors parsing ranges (default: the cluster's CPU count).
         cpus_per_worker: Ray CPUs reserved per actor; fractional so Ray Data keeps room for its
             own tasks (whole-CPU actors can starve them and hang).
-        work_dir: intermediate files (default `<output_dir>/_work`); must be reachable by every
+        work_dir: intermediate files (default `<output>/_work`); must be reachable by every
             Ray worker. Removed at the end unless `keep_work_dir`.
         keep_work_dir: keep the intermediate files.
         run_pages: articles buffered, sorted and written per intermediate run file (bounds memory).
@@ -54,10 +54,10 @@ class KbBuildConfig:
         progress: print progress bars.
     """
 
-    dump_url: str
-    output_dir: str
-    index_url: str | None = None
-    wikidata_map_url: str | None = None
+    dump: str
+    output: str
+    index: str | None = None
+    wikidata_map: str | None = None
     description_max_chars: int = 600
     passage_max_wordpieces: int = 128
     tokenizer: str | None = None
@@ -97,11 +97,11 @@ class KbBuildConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"KbBuildConfig.{name}={getattr(self, name)!r}: must be {allowed}")
-        if not self.dump_url or not self.output_dir:
-            raise ConfigError("KbBuildConfig needs dump_url and output_dir")
+        if not self.dump or not self.output:
+            raise ConfigError("KbBuildConfig needs dump and output")
 
     def resolved_work_dir(self) -> str:
-        return self.work_dir or fs.join(self.output_dir, "_work")
+        return self.work_dir or fs.join(self.output, "_work")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

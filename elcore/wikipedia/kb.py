@@ -271,13 +271,13 @@ def _passage_lines(
 
 
 def finalize(config: KbBuildConfig, parts: list[PartResult], stats: KbBuildStats) -> None:
-    """Pass 2: write `catalogue.parquet`, `passages.jsonl` and `anchors.parquet` into `config.output_dir`."""
+    """Pass 2: write `catalogue.parquet`, `passages.jsonl` and `anchors.parquet` into `config.output`."""
     from tqdm.auto import tqdm
 
-    wikidata = load_wikidata_map(config.wikidata_map_url) if config.wikidata_map_url else None
+    wikidata = load_wikidata_map(config.wikidata_map) if config.wikidata_map else None
     maps = build_maps(parts, wikidata, stats)
     del wikidata
-    outputs = _Outputs(config.output_dir)
+    outputs = _Outputs(config.output)
     last = None
     bar = tqdm(total=len(maps.title_by_pid), desc="write", unit="page", disable=not config.progress)
     try:
