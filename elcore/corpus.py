@@ -17,11 +17,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import fs
 from .errors import ConfigError, InputRecordError
-from .linker import Link, Linker
+
+if TYPE_CHECKING:
+    from .linker import Link, Linker
 
 
 class Status(str, Enum):
@@ -50,6 +52,61 @@ class DocumentResult:
         return out
 
 
+# The document formats and the file names that say which one a file holds.
+FORMATS = {"jsonl": (".jsonl", ".json", ".jsonl.gz", ".json.gz"), "parquet": (".parquet",), "text": (".txt",)}
+
+
+class Document(NamedTuple):
+    """One input record as read: where it came from, its id and text, or why it cannot be linked."""
+
+    source: str
+    line: int  # line (jsonl) or row (Parquet) number from 1; 1 for a .txt file
+    id: str
+    text: str | None
+    error: str | None = None
+
+
+def read_documents(
+    url: str, fmt: str = "auto", id_field: str = "id", text_field: str = "text", root: str | None = None
+) -> Iterator[Document]:
+    """Every record of one jsonl, Parquet or .txt file as a `Document`, streamed, in order.
+
+    A bad record (not UTF-8, not JSON, no text, a text of the wrong type) is a `Document` with its
+    reason in `error`, numbered like the rest; a record without an id gets its line number. A .txt
+    file is one document whose id is its path under `root` without `.txt`.
+    """
+    fmt = fmt if fmt != "auto" else format_of(url)
+    if fmt == "text":
+        yield _text_file(url, root)
+        return
+    if fmt == "jsonl":
+        records: Iterable[tuple[int, Any]] = read_jsonl_records(url)
+    else:
+        records = enumerate(_parquet_rows(url, id_field, text_field), start=1)
+    for number, record in records:
+        yield document_of(record, number, url, id_field, text_field)
+
+
+def format_of(url: str) -> str:
+    """The format a file's name says (`FORMATS`)."""
+    found = next((f for f, suffixes in FORMATS.items() if url.rstrip("/").endswith(suffixes)), None)
+    if found is None:
+        raise ConfigError(f"{url}: cannot tell its format from its name; expected one of {FORMATS}")
+    return found
+
+
+def document_of(record: Any, number: int, source: str, id_field: str, text_field: str) -> Document:
+    """A parsed record (or the `InputRecordError` that replaced it) as a `Document`."""
+    try:
+        if isinstance(record, InputRecordError):
+            raise record
+        doc_id, text = document_text(record, number, source, id_field, text_field)
+        return Document(source, number, doc_id, text)
+    except InputRecordError as error:
+        fallback = record.get(id_field, number) if isinstance(record, dict) else number
+        return Document(source, number, str(fallback), None, str(error))
+
+
 def document_text(record: Any, number: int, source: str, id_field: str, text_field: str) -> tuple[str, str]:
     """`(id, text)` of one input record; `InputRecordError` naming the record and field otherwise."""
     if not isinstance(record, dict):
@@ -67,6 +124,33 @@ def document_text(record: Any, number: int, source: str, id_field: str, text_fie
     return str(doc_id), text
 
 
+def link_read(linker: Linker, documents: Sequence[Document]) -> list[DocumentResult]:
+    """One result per document, in order: a document read with an error fails with it; the rest are
+    linked in one call, or one at a time if that call fails, so a document the linker cannot take
+    fails alone."""
+    good = [d for d in documents if d.error is None]
+    try:
+        links = linker.link([d.text for d in good]) if good else []
+    except Exception:  # noqa: BLE001 - find the document that broke the batch
+        links = []
+        for d in good:
+            try:
+                links.append(linker.link([d.text])[0])
+            except Exception as error:  # noqa: BLE001
+                links.append(f"linker error: {type(error).__name__}: {error}")
+    by_line = dict(zip([(d.source, d.line) for d in good], links, strict=True))
+    results = []
+    for d in documents:
+        found = by_line.get((d.source, d.line)) if d.error is None else d.error
+        if isinstance(found, str):
+            results.append(DocumentResult(d.id, Status.FAILED, error=found, line=d.line))
+        else:
+            results.append(
+                DocumentResult(d.id, Status.LINKED if found else Status.NO_LINKS, found, line=d.line)
+            )
+    return results
+
+
 def link_documents(
     linker: Linker,
     records: Sequence[Any],
@@ -75,27 +159,38 @@ def link_documents(
     source: str = "<records>",
     numbers: Sequence[int] | None = None,
 ) -> list[DocumentResult]:
-    """One result per record, in order; bad records fail alone, the rest are linked in one call.
+    """One result per record (dicts with `id_field` and `text_field`), in order; bad records fail alone.
 
     `numbers` are the records' line numbers in `source` (default 1, 2, ...): the id of a record
     without one, and the `line` of its result.
     """
     numbers = list(numbers) if numbers is not None else list(range(1, len(records) + 1))
-    parsed: list[tuple[int, str, str]] = []
-    results: list[DocumentResult | None] = [None] * len(records)
-    for i, record in enumerate(records):
-        number = numbers[i]
-        try:
-            doc_id, text = document_text(record, number, source, id_field, text_field)
-            parsed.append((i, doc_id, text))
-        except InputRecordError as exc:
-            fallback = record.get(id_field, number) if isinstance(record, dict) else number
-            results[i] = DocumentResult(str(fallback), Status.FAILED, error=str(exc), line=number)
-    links = linker.link([text for _, _, text in parsed]) if parsed else []
-    for (i, doc_id, _), doc_links in zip(parsed, links, strict=True):
-        status = Status.LINKED if doc_links else Status.NO_LINKS
-        results[i] = DocumentResult(doc_id, status, doc_links, line=numbers[i])
-    return [r for r in results if r is not None]
+    return link_read(
+        linker,
+        [document_of(r, n, source, id_field, text_field) for r, n in zip(records, numbers, strict=True)],
+    )
+
+
+def _parquet_rows(url: str, id_field: str, text_field: str) -> Iterator[dict]:
+    import pyarrow.parquet as pq
+
+    filesystem, path = fs.filesystem(url)
+    with filesystem.open(path, "rb") as f:
+        parquet = pq.ParquetFile(f)
+        columns = [c for c in (id_field, text_field) if c in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(columns=columns or None, batch_size=4096):
+            yield from batch.to_pylist() if columns else [{}] * batch.num_rows
+
+
+def _text_file(url: str, root: str | None) -> Document:
+    path = fs.filesystem(url)[1]
+    prefix = fs.filesystem(root)[1].rstrip("/") + "/" if root else None
+    name = path[len(prefix) :] if prefix and path.startswith(prefix) else path.rsplit("/", 1)[-1]
+    doc_id = name[: -len(".txt")] if name.endswith(".txt") else name
+    try:
+        return Document(url, 1, doc_id, fs.read_bytes(url).decode("utf-8"))
+    except UnicodeDecodeError as error:
+        return Document(url, 1, doc_id, None, str(InputRecordError(url, 1, "<file>", f"not UTF-8: {error}")))
 
 
 def read_jsonl_records(url: str) -> Iterator[tuple[int, Any]]:
@@ -152,17 +247,8 @@ def link_jsonl(
     started, done = time.perf_counter(), 0
     total = _count_lines(input_url) if progress else 0
     with fs.atomic_writer(output_url) as out:
-        for chunk in _chunked(read_jsonl_records(input_url), chunk_size):
-            good = [(n, r) for n, r in chunk if not isinstance(r, InputRecordError)]
-            linked = link_documents(
-                linker, [r for _, r in good], id_field, text_field, input_url, numbers=[n for n, _ in good]
-            )
-            by_line = dict(zip([n for n, _ in good], linked, strict=True))
-            for number, record in chunk:
-                if isinstance(record, InputRecordError):
-                    result = DocumentResult(str(number), Status.FAILED, error=str(record), line=number)
-                else:
-                    result = by_line[number]
+        for chunk in _chunked(read_documents(input_url, "jsonl", id_field, text_field), chunk_size):
+            for result in link_read(linker, chunk):
                 counts[result.status.value] += 1
                 out.write((json.dumps(result.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
             done += len(chunk)

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from elcore import fs, settings
 from elcore.catalogue import EntityCatalogue
-from elcore.errors import ConfigError, InputRecordError
+from elcore.corpus import FORMATS, Document, link_read, read_documents
+from elcore.errors import ConfigError
 from elcore.index import EntityIndex, load_index
 from elcore.parts import PartStore
 
@@ -47,7 +47,6 @@ from .common import (
     track,
 )
 
-FORMATS = {"jsonl": (".jsonl", ".json", ".jsonl.gz", ".json.gz"), "parquet": (".parquet",), "text": (".txt",)}
 RETRIEVAL = ("local", "shards")
 INPUTS_FILE = "_inputs.json"  # input file -> [read unit, size]: what a re-run keeps and what it adds
 
@@ -206,11 +205,7 @@ def read_parts(
     linked has its reason in `error` and no text), its `weight` (share of all input bytes) and `skip` (written
     by an earlier run: its lists are left empty).
     """
-    docs = (
-        _read_text_files(unit["files"], root)
-        if fmt == "text"
-        else _read_records(unit["files"][0], fmt, id_field, text_field)
-    )
+    docs = [d for url in unit["files"] for d in read_documents(url, fmt, id_field, text_field, root)]
     parts = []
     chunks = range(0, max(1, len(docs)), docs_per_part)
     for c, lo in enumerate(chunks):
@@ -233,51 +228,6 @@ def read_units(batch: pa.Table, **options: Any) -> pa.Table:
     """`map_batches` form of `read_parts`: a batch of read units in, their parts out (typed, `PART_SCHEMA`)."""
     rows = [part for unit in batch.to_pylist() for part in read_parts(unit, **options)]
     return pa.Table.from_pylist(rows, schema=PART_SCHEMA)
-
-
-def _read_records(url: str, fmt: str, id_field: str, text_field: str) -> list[tuple]:
-    """(source, line, doc id, text, error) per record of a jsonl or Parquet file; bad records carry the error."""
-    from elcore.corpus import document_text, read_jsonl_records
-
-    if fmt == "jsonl":
-        records = read_jsonl_records(url)
-    else:
-        records = ((n, r) for n, r in enumerate(_parquet_rows(url, id_field, text_field), start=1))
-    docs = []
-    for number, record in records:
-        try:
-            if isinstance(record, InputRecordError):
-                raise record
-            doc_id, text = document_text(record, number, url, id_field, text_field)
-            docs.append((url, number, doc_id, text, None))
-        except InputRecordError as error:
-            fallback = record.get(id_field, number) if isinstance(record, dict) else number
-            docs.append((url, number, str(fallback), None, str(error)))
-    return docs
-
-
-def _parquet_rows(url: str, id_field: str, text_field: str):
-    filesystem, path = fs.filesystem(url)
-    with filesystem.open(path, "rb") as f:
-        parquet = pq.ParquetFile(f)
-        columns = [c for c in (id_field, text_field) if c in parquet.schema_arrow.names]
-        for batch in parquet.iter_batches(columns=columns or None, batch_size=4096):
-            yield from batch.to_pylist() if columns else [{}] * batch.num_rows
-
-
-def _read_text_files(files: list[str], root: str) -> list[tuple]:
-    docs = []
-    prefix = fs.filesystem(root)[1].rstrip("/") + "/"
-    for url in files:
-        path = fs.filesystem(url)[1]
-        doc_id = (path[len(prefix) :] if path.startswith(prefix) else path.rsplit("/", 1)[-1])[: -len(".txt")]
-        try:
-            docs.append((url, 1, doc_id, fs.read_bytes(url).decode("utf-8"), None))
-        except UnicodeDecodeError as error:
-            docs.append(
-                (url, 1, doc_id, None, str(InputRecordError(url, 1, "<file>", f"not UTF-8: {error}")))
-            )
-    return docs
 
 
 # -- link: the encoder actors and the shard actors ---------------------------------------------------------
@@ -340,38 +290,16 @@ def link_part(
     texts: list[str | None],
     errors: list[str | None],
 ) -> tuple[pa.Table, pa.Table]:
-    """Links and one status row per document of a part, in input order (`elcore.corpus.link_documents`)."""
-    from elcore.corpus import DocumentResult, Status, link_documents
-
-    ok = [i for i, error in enumerate(errors) if error is None]
-    records = [{"id": doc_ids[i], "text": texts[i]} for i in ok]
-    try:
-        results = link_documents(linker, records) if records else []
-    except Exception:  # noqa: BLE001 - one document must not fail its part: link one at a time to find it
-        results = []
-        for record in records:
-            try:
-                results += link_documents(linker, [record])
-            except Exception as error:  # noqa: BLE001
-                results.append(
-                    DocumentResult(
-                        record["id"], Status.FAILED, error=f"linker error: {type(error).__name__}: {error}"
-                    )
-                )
-    by_row = dict(zip(ok, results, strict=True))
+    """Links and one status row per document of a part, in input order (`elcore.corpus.link_read`)."""
+    docs = [Document(*fields) for fields in zip(sources, lines, doc_ids, texts, errors, strict=True)]
     link_rows, status_rows = [], []
-    for i in range(len(doc_ids)):
-        result = by_row.get(i)
-        if result is None:
-            status_rows.append((doc_ids[i], sources[i], lines[i], Status.FAILED.value, 0, errors[i]))
-            continue
-        windows = window_numbers(linker, texts[i], result.links)
-        for link, window in zip(result.links, windows, strict=True):
+    for doc, result in zip(docs, link_read(linker, docs), strict=True):
+        for link in result.links:
             link_rows.append(
                 (
-                    doc_ids[i],
-                    sources[i],
-                    lines[i],
+                    doc.id,
+                    doc.source,
+                    doc.line,
                     link.start,
                     link.end,
                     link.mention,
@@ -382,36 +310,13 @@ def link_part(
                     link.score,
                     link.mention_score,
                     link.entity_score,
-                    window,
+                    link.window,
                 )
             )
         status_rows.append(
-            (doc_ids[i], sources[i], lines[i], result.status.value, len(result.links), result.error)
+            (doc.id, doc.source, doc.line, result.status.value, len(result.links), result.error)
         )
     return _table(link_rows, LINKS_SCHEMA), _table(status_rows, STATUS_SCHEMA)
-
-
-def window_numbers(linker, text: str, links: list) -> list[int]:
-    """Per link, the number (0-based, in order) of the window of `text` its span was found in.
-
-    Uses `Link.window` when the linker records it; otherwise the first window that holds the whole span (the
-    same unless the span sits where two windows overlap).
-    """
-    if all(getattr(link, "window", None) is not None for link in links):
-        return [int(link.window) for link in links]
-    from elcore.text import make_windows, tokenize
-
-    config = linker.config
-    doc = tokenize(linker.model.tokenizer, [text])[0]
-    windows = make_windows([doc], config.max_context_length, config.context_stride)
-    numbers = []
-    for link in links:
-        covered = np.flatnonzero((doc.char_ends > link.start) & (doc.char_starts < link.end))
-        first, last = (int(covered[0]), int(covered[-1])) if len(covered) else (0, 0)
-        numbers.append(
-            next((n for n, w in enumerate(windows) if w.token_start <= first and last < w.token_end), 0)
-        )
-    return numbers
 
 
 class ShardServer:
