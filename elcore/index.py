@@ -352,6 +352,7 @@ class FaissIndex(EntityIndex):
         self.index, self.spec, self.metadata = index, spec, dict(metadata or {})
         self.rerank_vectors = rerank_vectors if spec.rerank else None
         self._direct_map = False  # IVF codes are found by id only through a direct map (made on demand)
+        self._fast_scan_blocks: list[np.ndarray] | None = None  # per list, its packed code blocks (views)
         _apply_search_params(index, spec)
 
     @classmethod
@@ -421,7 +422,9 @@ class FaissIndex(EntityIndex):
             self._direct_map = True
         ids = np.asarray(ids, dtype=np.int64)
         if ivf is not None and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFPQFastScan):
-            return _reconstruct_fast_scan(self.index, ids)
+            if self._fast_scan_blocks is None:
+                self._fast_scan_blocks = _fast_scan_blocks(self.index)
+            return _reconstruct_fast_scan(self.index, ids, self._fast_scan_blocks)
         return self.index.reconstruct_batch(ids)
 
     def save(self, url: str) -> None:
@@ -734,30 +737,65 @@ def write_manifest(
     )
 
 
-def _reconstruct_fast_scan(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
+def _fast_scan_blocks(index: faiss.Index) -> list[np.ndarray]:
+    """`[blocks, block bytes]` views of every inverted list's packed codes (no copy)."""
+    lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+    views = []
+    for number in range(lists.nlist):
+        count = -(-lists.list_size(number) // lists.n_per_block)
+        if count == 0:
+            views.append(np.zeros((0, lists.block_size), dtype=np.uint8))
+            continue
+        data = faiss.rev_swig_ptr(lists.get_codes(number), count * lists.block_size)
+        views.append(data.reshape(count, lists.block_size))
+    return views
+
+
+def _reconstruct_fast_scan(index: faiss.Index, ids: np.ndarray, blocks_of: list[np.ndarray]) -> np.ndarray:
     """Vectors of `ids` in an IVF-PQ fast-scan index, decoded here: faiss 1.15 reads a loaded index's
-    packed (4-bit, interleaved) codes as if they were plain ones, and its own reconstruct crashes."""
+    packed (4-bit, interleaved in blocks) codes as if they were plain ones, and its own reconstruct
+    crashes. The codes are gathered from the blocks with numpy (`_pq4_layout`), then PQ-decoded."""
     ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
     lists = faiss.downcast_InvertedLists(ivf.invlists)
-    blocks: dict[int, np.ndarray] = {}
-    codes = np.zeros((len(ids), ivf.code_size), dtype=np.uint8)
-    list_numbers = np.zeros(len(ids), dtype=np.int64)
-    for n, entity in enumerate(ids.tolist()):
-        key = ivf.direct_map.get(entity)
-        number, offset = key >> 32, key & 0xFFFFFFFF
-        if number not in blocks:
-            count = -(-lists.list_size(number) // lists.n_per_block)
-            data = faiss.rev_swig_ptr(lists.get_codes(number), count * lists.block_size)
-            blocks[number] = data.reshape(count, lists.block_size)
-        codes[n], list_numbers[n] = lists.packer.unpack_1(blocks[number], offset), number
+    per_block, block_bytes = lists.n_per_block, lists.block_size
+    layout = _pq4_layout(lists.packer, per_block, block_bytes, ivf.code_size)
+    keys = np.fromiter((ivf.direct_map.get(entity) for entity in ids.tolist()), np.int64, len(ids))
+    numbers, offsets = keys >> 32, keys & 0xFFFFFFFF
+    blocks = np.zeros((len(ids), block_bytes), dtype=np.uint8)
+    for n, (number, offset) in enumerate(zip(numbers.tolist(), offsets.tolist(), strict=True)):
+        blocks[n] = blocks_of[number][offset // per_block]
+    nibble_at = layout[offsets % per_block]  # [n, sub-quantizers]: nibble positions in the block
+    nibbles = (np.take_along_axis(blocks, nibble_at // 2, axis=1) >> (4 * (nibble_at % 2))) & 15
+    codes = (nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)).astype(np.uint8)
     vectors = ivf.pq.decode(codes)
     if ivf.by_residual:
-        vectors += ivf.quantizer.reconstruct_batch(list_numbers)
+        vectors += ivf.quantizer.reconstruct_batch(numbers)
     outer = faiss.downcast_index(index)
     if isinstance(outer, faiss.IndexPreTransform):
         for k in reversed(range(outer.chain.size())):
             vectors = outer.chain.at(k).reverse_transform(vectors)
     return vectors
+
+
+_PQ4_LAYOUTS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def _pq4_layout(packer: Any, per_block: int, block_bytes: int, code_size: int) -> np.ndarray:
+    """`[per_block, 2 * code_size]`: where in a packed block (nibble number: byte * 2 + high half) each
+    element's 4-bit code of each sub-quantizer sits, found once by packing one-hot codes."""
+    key = (per_block, block_bytes, code_size)
+    if key not in _PQ4_LAYOUTS:
+        layout = np.zeros((per_block, 2 * code_size), dtype=np.int64)
+        for element in range(per_block):
+            for q in range(2 * code_size):
+                code = np.zeros(code_size, dtype=np.uint8)
+                code[q // 2] = 15 << (4 * (q % 2))
+                block = np.zeros((1, block_bytes), dtype=np.uint8)
+                packer.pack_1(code, element, block)
+                (byte,) = np.flatnonzero(block[0])
+                layout[element, q] = 2 * byte + int(block[0, byte] >> 4 == 15)
+        _PQ4_LAYOUTS[key] = layout
+    return _PQ4_LAYOUTS[key]
 
 
 def _require_faiss(spec: IndexSpec) -> None:

@@ -459,7 +459,7 @@ def test_cli_commands_and_module_main(embedded, work):
 
     from elcore.index import load_index
     from pipelines import build_index
-    from pipelines.cli import STAGES, register
+    from pipelines.stages import STAGES, register
 
     app = typer.Typer()
     register(app)
