@@ -9,6 +9,8 @@ Module map:
 - `embeddings`: entity vectors to/from Parquet with a manifest.
 - `encoding`: in-process entity encoding of a catalogue, with the on-disk vector cache.
 - `index`: FAISS inner-product indexes (flat, HNSW, IVF-PQ, SQ8, sharded) with fsspec save/load.
+- `index_presets`: `IndexSpec`, the `IndexKind` presets and the `ivfpq` / `compact` sizing maths.
+- `fast_scan`: vectors decoded from a loaded IVF-PQ fast-scan index (faiss cannot give them back).
 - `torch_index`: `gpu-flat`, exact float16 search as a torch matmul on the device (no faiss needed).
 - `parts`: `PartStore`, parts of an output written atomically with checked records (rows, sizes, sha256).
 - `linker`: `Linker.link(texts) -> list[list[Link]]`, the one-pass inference.
