@@ -92,7 +92,7 @@ def link(
     top_k_mentions: Annotated[int | None, typer.Option(help="spans kept per window")] = None,
     top_k_entities: Annotated[int | None, typer.Option(help="entities retrieved per span")] = None,
     window: Annotated[int | None, typer.Option(help="wordpieces per window (<= 512)")] = None,
-    stride: Annotated[int | None, typer.Option(help="tokens between window starts")] = None,
+    stride: Annotated[int | None, typer.Option(help="wordpieces between window starts")] = None,
     batch_size: int = 32,
     candidates: Annotated[int, typer.Option(help="alternative entities per link")] = 0,
 ) -> None:

@@ -131,7 +131,7 @@ class LinkCorpusConfig:
     window: int | None = field(
         default=None, metadata={"help": "wordpieces per window (default: the model's)"}
     )
-    stride: int | None = field(default=None, metadata={"help": "tokens between window starts"})
+    stride: int | None = field(default=None, metadata={"help": "wordpieces between window starts"})
     num_actors: int | None = field(
         default=None, metadata={"help": "encoder actors (default: one per GPU or CPU)"}
     )
