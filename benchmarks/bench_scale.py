@@ -292,6 +292,8 @@ def ray_runs(docs_path: Path, linker_dir: Path, work: Path, actors: list[int], d
                 "seconds": summary["seconds"],
                 "docs": summary["docs"],
                 "docs_per_second": round(summary["docs"] / summary["seconds"], 3),
+                "seconds_to_first_part": summary["seconds_to_first_part"],
+                "docs_per_second_after_first_part": summary["docs_per_second_after_first_part"],
                 "links": summary["links"],
                 "peak_rss_mib_largest_process": memory.peak_process_mib,
                 "peak_rss_mib_all_processes": memory.peak_mib,
@@ -493,6 +495,9 @@ def main(argv: list[str] | None = None) -> dict:
         for row in rows:
             row["words_per_second"] = round(row["docs_per_second"] * args.words, 1)
             row["vs_1_actor"] = round(row["docs_per_second"] / rows[0]["docs_per_second"], 3)
+            after = rows[0]["docs_per_second_after_first_part"]
+            if after and row["docs_per_second_after_first_part"]:
+                row["vs_1_actor_after_first_part"] = round(row["docs_per_second_after_first_part"] / after, 3)
         results["ray"] = rows
     return write_result(args.name, {**vars(args), "cpus": os.cpu_count()}, results, machine)
 

@@ -76,7 +76,13 @@ class EntityCatalogue:
         if not filesystem.exists(path):
             raise CatalogueNotFoundError(f"entity catalogue not found: {url}")
         if filesystem.isdir(path) or path.endswith(".parquet"):
-            return cls._from_parsed(_read_parquet(url, filesystem, path), url, explain=None)
+            table = _read_parquet(url, filesystem, path)
+            saved = _saved_record(table)
+            if saved is not None:  # written by `save`: already valid, its fingerprint recorded
+                catalogue = cls(table.replace_schema_metadata(None))
+                catalogue._fingerprint = saved["fingerprint"]
+                return catalogue
+            return cls._from_parsed(table, url, explain=None)
         if path.endswith(_JSONL_SUFFIXES):
             return cls._from_parsed(_read_jsonl(url), url, explain=lambda: _explain_jsonl(url))
         raise ConfigError(
@@ -122,9 +128,12 @@ class EntityCatalogue:
     # -- persistence -------------------------------------------------------------------------------------
 
     def save(self, url: str) -> None:
-        """Write the catalogue as one Parquet file, atomically (temp name, then rename)."""
+        """Write the catalogue as one Parquet file, atomically (temp name, then rename). The file's
+        metadata records its row count and fingerprint, so `load` need not validate and hash it again
+        (a file whose rows no longer match the record is validated as any other)."""
+        record = json.dumps({"rows": len(self), "fingerprint": self.fingerprint})
         with fs.atomic_writer(url) as f:
-            pq.write_table(self._table, f)
+            pq.write_table(self._table.replace_schema_metadata({_SAVED_KEY: record}), f)
 
     # -- access ------------------------------------------------------------------------------------------
 
@@ -215,6 +224,19 @@ def _read_jsonl(url: str) -> pa.Table:
         raise InputRecordError(url, "?", "<file>", f"pyarrow could not parse the file: {error}") from error
 
 
+_SAVED_KEY = "elq.catalogue"
+
+
+def _saved_record(table: pa.Table) -> dict[str, Any] | None:
+    """What `save` recorded in the file, when the table is still exactly that file's."""
+    metadata = table.schema.metadata or {}
+    raw = metadata.get(_SAVED_KEY.encode())
+    if raw is None or not table.schema.remove_metadata().equals(CATALOGUE_SCHEMA):
+        return None
+    record = json.loads(raw)
+    return record if record.get("rows") == table.num_rows and record.get("fingerprint") else None
+
+
 def _read_parquet(url: str, filesystem: Any, path: str) -> pa.Table:
     if filesystem.isdir(path):
         files = sorted(p for p in filesystem.find(path) if p.endswith(".parquet"))
@@ -223,6 +245,10 @@ def _read_parquet(url: str, filesystem: Any, path: str) -> pa.Table:
     else:
         files = [path]
     arrow_fs, _ = fs.arrow_filesystem(url)
+    if len(files) == 1:  # one file keeps its schema metadata (what `save` recorded)
+        schema = pq.read_schema(files[0], filesystem=arrow_fs)
+        columns = [name for name in _PARSE_SCHEMA.names if name in schema.names]
+        return pq.read_table(files[0], filesystem=arrow_fs, columns=columns)
     dataset = pads.dataset(files, filesystem=arrow_fs, format="parquet")
     columns = [name for name in _PARSE_SCHEMA.names if name in dataset.schema.names]
     return dataset.to_table(columns=columns)

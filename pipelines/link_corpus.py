@@ -599,12 +599,15 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
         **plan.remote_args(),
     ).map(write_part, fn_kwargs={"output": config.output}, num_cpus=IO_TASK_CPUS)
     this_run = {"parts": 0, "parts_skipped": 0, "docs": 0}
+    first_part: tuple[float, int] | None = None  # when the first linked part came back, and its docs
     for row in track(
         linked.iter_rows(), "link corpus", total=1.0, weight="weight", count="docs", skipped="skipped"
     ):
         this_run["parts"] += 1
         this_run["parts_skipped"] += int(row["skipped"])
         this_run["docs"] += 0 if row["skipped"] else int(row["docs"])
+        if first_part is None and not row["skipped"]:
+            first_part = (time.perf_counter() - started, int(row["docs"]))
     seconds = time.perf_counter() - started
     records = store.done()
     summary = {
@@ -621,6 +624,13 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
         "docs_this_run": this_run["docs"],
         "seconds": round(seconds, 3),
         "docs_per_second": round(this_run["docs"] / max(seconds, 1e-9), 2),
+        # start-up (Ray, actors loading the model, catalogue and index) ends with the first part
+        "seconds_to_first_part": round(first_part[0], 3) if first_part else None,
+        "docs_per_second_after_first_part": (
+            round((this_run["docs"] - first_part[1]) / max(seconds - first_part[0], 1e-9), 2)
+            if first_part and this_run["docs"] > first_part[1]
+            else None
+        ),
     }
     fs.write_json_atomic(fs.join(config.output, "summary.json"), summary)
     return summary

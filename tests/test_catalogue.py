@@ -158,3 +158,25 @@ def test_kit_catalogue_loads():
     paris = cat.lookup(["Q90"])[0]
     assert cat.row(int(paris))["title"] == "Paris"
     assert len(cat.fingerprint) == 16
+
+
+def test_a_saved_catalogue_loads_without_validating_or_hashing_again(tmp_path, monkeypatch):
+    import elcore.catalogue as catalogue_module
+
+    records = [
+        {"id": "Q90", "title": "Paris", "aliases": ["City of Light"]},
+        {"id": "Q142", "title": "France"},
+    ]
+    catalogue = EntityCatalogue.from_records(records)
+    catalogue.save(str(tmp_path / "c.parquet"))
+    with monkeypatch.context() as patched:  # neither may run for a file `save` wrote
+        patched.setattr(catalogue_module, "_first_problem", lambda table: pytest.fail("validated again"))
+        patched.setattr(catalogue_module, "_content_fingerprint", lambda table: pytest.fail("hashed again"))
+        loaded = EntityCatalogue.load(str(tmp_path / "c.parquet"))
+        assert loaded.fingerprint == catalogue.fingerprint and loaded.table.equals(catalogue.table)
+    # a file rewritten with other rows under the same record is checked like any other file
+    table = pq.read_table(str(tmp_path / "c.parquet"))
+    doubled = pa.concat_tables([table, table]).replace_schema_metadata(table.schema.metadata)
+    pq.write_table(doubled, str(tmp_path / "d.parquet"))
+    with pytest.raises(InputRecordError, match="Q90"):
+        EntityCatalogue.load(str(tmp_path / "d.parquet"))

@@ -345,6 +345,7 @@ def test_link_corpus_rerun_rewrites_missing_and_truncated_parts_only(linked, wor
         k: first[k] for k in ("docs", "links", "linked", "no_links", "failed")
     }
     assert json.loads((out / "summary.json").read_text())["docs"] == first["docs"]
+    assert 0 < resumed["seconds_to_first_part"] <= resumed["seconds"]
     assert read_output(config.output, "links").equals(links)
     assert read_output(config.output, "status").equals(status)
 
