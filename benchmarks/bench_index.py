@@ -58,13 +58,17 @@ def spec_for(name: str, n: int) -> IndexSpec:
     }[name]
 
 
-def compact_fast_scan(n: int, dim: int = 384) -> IndexSpec:
+def compact_fast_scan(n: int, dim: int = 384, nlist: int | None = None) -> IndexSpec:
     """compact's rotation, lists and code bytes as twice as many 4-bit codes searched by faiss' SIMD
-    fast-scan kernels (exploratory)."""
+    fast-scan kernels (exploratory); `nlist` other than compact's is trained on 39 points per list."""
     layout = IndexSpec("compact").ivfpq_layout(dim, n)
-    m = 2 * layout.m
-    factory = f"OPQ{m}_{layout.rotated_dim or dim},IVF{layout.nlist},PQ{m}x4fs"
-    return IndexSpec(factory, nprobe=IndexSpec("compact").nprobe_for(layout.nlist))
+    m, nlist = 2 * layout.m, nlist or layout.nlist
+    factory = f"OPQ{m}_{layout.rotated_dim or dim},IVF{nlist},PQ{m}x4fs"
+    return IndexSpec(
+        factory,
+        nprobe=IndexSpec("compact").nprobe_for(nlist),
+        train_size=max(IndexSpec().train_size, 39 * nlist),
+    )
 
 
 def synthetic(

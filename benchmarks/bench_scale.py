@@ -29,7 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.bench_index import compact_fast_scan, probe_sweep, recall, timed_search  # noqa: E402
 from benchmarks.common import PeakMemory, machine_info, write_result  # noqa: E402
+from elcore.index import SearchResult  # noqa: E402
 
 _BLOCK = 131_072
 
@@ -113,7 +115,10 @@ class RecordingIndex:
         return self.inner.search(queries, k)
 
 
-def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
+def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int = 10):
+    """`elcore.index.exact_search`'s answer with an argpartition per block (that one sorts each block
+    whole: minutes at 6M rows x 1,000 queries)."""
+
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_ids = np.full((len(queries), k), -1, dtype=np.int64)
     for lo in range(0, len(vectors), _BLOCK):
@@ -124,29 +129,19 @@ def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> np.nda
         keep = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
         best_scores = np.take_along_axis(all_scores, keep, axis=1)
         best_ids = np.take_along_axis(all_ids, keep, axis=1)
-    return best_ids
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    k = truth.shape[1]
-    at_k = np.mean([len(set(f[:k]) & set(t)) / k for f, t in zip(found, truth, strict=True)])
-    one = np.mean([t[0] in f[:k] for f, t in zip(found, truth, strict=True)])
-    return {"recall@10": round(float(at_k), 4), "1-recall@10": round(float(one), 4)}
+    return SearchResult(best_scores, best_ids)
 
 
 # -- indexes -----------------------------------------------------------------------------------------------
 
 
 def preset(name: str, n: int):
+    """A preset by name, or "compact-fs" / "compact-fs-4k" (`bench_index.compact_fast_scan`, with
+    compact's lists or 4,096)."""
     from elcore.index import IndexSpec
 
-    layout = IndexSpec("compact").ivfpq_layout(384, n)
     if name.startswith("compact-fs"):
-        # compact's rotation and code bytes as twice as many 4-bit codes, scanned by faiss' SIMD
-        # fast-scan kernels; "compact-fs-4k": 4096 lists (trained on 39 points per list).
-        nlist = 4096 if name == "compact-fs-4k" else layout.nlist
-        factory = f"OPQ{2 * layout.m}_{layout.rotated_dim},IVF{nlist},PQ{2 * layout.m}x4fs"
-        return IndexSpec(factory, train_size=max(65_536, 39 * nlist))
+        return compact_fast_scan(n, nlist=4096 if name == "compact-fs-4k" else None)
     return IndexSpec(name)
 
 
@@ -164,27 +159,14 @@ def build_or_load(name: str, vectors: np.ndarray, metadata: dict, work: Path) ->
     return load_index(str(folder)), build
 
 
-def probe_sweep(index, queries: np.ndarray, truth: np.ndarray, shares: list[float]) -> list[dict]:
-    import faiss
-
-    ivf = faiss.try_extract_index_ivf(index.index)
-    rows = []
-    for share in shares if ivf is not None else [1.0]:
-        if ivf is not None:
-            ivf.nprobe = max(1, round(share * ivf.nlist))
-        started = time.perf_counter()
-        found = index.index.search(queries, 10)[1]
-        seconds = time.perf_counter() - started
-        rows.append(
-            {
-                "probe_share": share,
-                "nprobe": ivf.nprobe if ivf is not None else None,
-                **recall(found, truth),
-                "queries_per_second": round(len(queries) / seconds, 1),
-            }
-        )
-        print(json.dumps(rows[-1]), file=sys.stderr)
-    return rows
+def sweep_or_measure(index, queries: np.ndarray, truth, shares: list[float]) -> list[dict]:
+    """`bench_index.probe_sweep` for an IVF index; one row at its own settings for any other."""
+    rows = probe_sweep(index, queries, truth, shares)
+    if rows:
+        return rows
+    found, qps = timed_search(index, queries)
+    strict, top1 = recall(found, truth)
+    return [{"nprobe": None, "recall@10": strict, "1-recall@10": top1, "queries_per_second": qps}]
 
 
 def with_nprobe(folder: Path, nprobe: int) -> None:
@@ -377,7 +359,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps({"expansion": expansion}), file=sys.stderr)
 
     # 2. real queries and exact truth
-    queries_file, truth_file = work / "queries.npy", work / "truth.npy"
+    queries_file, truth_file = work / "queries.npy", work / "truth.npz"
     if not truth_file.exists():
         recorder = RecordingIndex(kit_linker.index)
         kit_linker.index = recorder
@@ -396,11 +378,13 @@ def main(argv: list[str] | None = None) -> dict:
         )
         np.save(queries_file, pool[picks])
         started = time.perf_counter()
-        np.save(truth_file, exact_top_k(vectors, pool[picks]))
+        exact = exact_top_k(vectors, pool[picks])
+        np.savez(truth_file, scores=exact.scores, ids=exact.ids)
         (work / "truth.json").write_text(
             json.dumps({"exact_seconds": round(time.perf_counter() - started, 1)})
         )
-    queries, truth = np.load(queries_file), np.load(truth_file)
+    queries, saved = np.load(queries_file), np.load(truth_file)
+    truth = SearchResult(saved["scores"], saved["ids"])
 
     # 3. indexes: build, sweep nprobe, choose
     metadata = index_metadata(kit_linker.model, catalogue)
@@ -409,7 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
         faiss.omp_set_num_threads(os.cpu_count() or 1)  # building uses every core
         index, build = build_or_load(name, vectors, metadata, work)
         faiss.omp_set_num_threads(1)  # searching: one thread, as in each link-corpus actor
-        sweep = probe_sweep(index, queries, truth, args.probe_shares)
+        sweep = sweep_or_measure(index, queries, truth, args.probe_shares)
         good = [r for r in sweep if r["1-recall@10"] >= args.min_recall] or sweep[-1:]
         chosen[name] = good[0]["nprobe"]
         index_rows.append(

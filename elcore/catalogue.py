@@ -245,10 +245,6 @@ def _read_parquet(url: str, filesystem: Any, path: str) -> pa.Table:
     else:
         files = [path]
     arrow_fs, _ = fs.arrow_filesystem(url)
-    if len(files) == 1:  # one file keeps its schema metadata (what `save` recorded)
-        schema = pq.read_schema(files[0], filesystem=arrow_fs)
-        columns = [name for name in _PARSE_SCHEMA.names if name in schema.names]
-        return pq.read_table(files[0], filesystem=arrow_fs, columns=columns)
     dataset = pads.dataset(files, filesystem=arrow_fs, format="parquet")
     columns = [name for name in _PARSE_SCHEMA.names if name in dataset.schema.names]
     return dataset.to_table(columns=columns)

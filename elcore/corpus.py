@@ -130,25 +130,27 @@ def link_read(linker: Linker, documents: Sequence[Document]) -> list[DocumentRes
     fails alone."""
     good = [d for d in documents if d.error is None]
     try:
-        links = linker.link([d.text for d in good]) if good else []
+        outcomes = linker.link([d.text for d in good]) if good else []
     except Exception:  # noqa: BLE001 - find the document that broke the batch
-        links = []
-        for d in good:
-            try:
-                links.append(linker.link([d.text])[0])
-            except Exception as error:  # noqa: BLE001
-                links.append(f"linker error: {type(error).__name__}: {error}")
-    by_line = dict(zip([(d.source, d.line) for d in good], links, strict=True))
+        outcomes = [_link_alone(linker, d.text) for d in good]
+    found = iter(outcomes)
     results = []
     for d in documents:
-        found = by_line.get((d.source, d.line)) if d.error is None else d.error
-        if isinstance(found, str):
-            results.append(DocumentResult(d.id, Status.FAILED, error=found, line=d.line))
+        outcome = d.error if d.error is not None else next(found)
+        if isinstance(outcome, str):
+            results.append(DocumentResult(d.id, Status.FAILED, error=outcome, line=d.line))
         else:
-            results.append(
-                DocumentResult(d.id, Status.LINKED if found else Status.NO_LINKS, found, line=d.line)
-            )
+            status = Status.LINKED if outcome else Status.NO_LINKS
+            results.append(DocumentResult(d.id, status, outcome, line=d.line))
     return results
+
+
+def _link_alone(linker: Linker, text: str) -> list[Link] | str:
+    """The text's links, or the linker's error as a failure reason."""
+    try:
+        return linker.link([text])[0]
+    except Exception as error:  # noqa: BLE001
+        return f"linker error: {type(error).__name__}: {error}"
 
 
 def link_documents(

@@ -169,7 +169,8 @@ def calibrate_unknown_surfaces(linker: Linker, examples: Sequence[Example]) -> d
     `examples` (dev texts); when no such candidate reaches the threshold, the linker stops
     dense-searching those spans (`FusionConfig.search_unknown_surfaces`): on 300-word documents they
     are most of the searches (kit: 2 in 3) and none becomes a link."""
-    assert linker.fused, "calibrate a fused linker"
+    if not linker.fused:
+        raise ConfigError("calibrate_unknown_surfaces needs a fused linker (priors and a fusion head)")
     linker.fusion.config.search_unknown_surfaces = True
     texts = [e.text for e in examples]
     candidates = [

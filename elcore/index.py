@@ -26,11 +26,8 @@ except ImportError:  # a node without faiss (e.g. a GPU image): only the torch `
 from . import fs
 from .errors import ConfigError, IndexMismatchError, IndexNotFoundError
 from .index_presets import (  # noqa: F401 - re-exported: the spec is part of this module's API
-    COMPACT_BYTES_PER_ENTITY,
-    COMPACT_PROBE_SHARE,
     IndexKind,
     IndexSpec,
-    IvfPqLayout,
     compact_bytes_per_entity,
     presets_text,
 )

@@ -55,42 +55,48 @@ class PartStore:
         fs.write_json_atomic(self._record(part), record)
         return record
 
-    def done(self) -> dict[str, dict[str, Any]]:
-        """Records of the parts whose files all match them; a mismatching part is logged and left out
-        (its files are rewritten when the part runs again)."""
+    def records(self) -> dict[str, dict[str, Any]]:
+        """Every part's record as written, by part name (files not checked: see `done`)."""
         filesystem, path = fs.filesystem(fs.join(self.url, RECORDS))
         if not filesystem.exists(path):
             return {}
-        verified = {}
-        for entry in sorted(filesystem.ls(path, detail=False)):
-            if not entry.endswith(".json"):
-                continue
-            part = entry.rstrip("/").rsplit("/", 1)[-1][: -len(".json")]
-            record = fs.read_json(self._record(part))
-            problem = self._problem(part, record)
-            if problem:
-                log.warning("%s: %s; it will be written again", part, problem)
-            else:
-                verified[part] = record
-        return verified
+        names = (entry.rstrip("/").rsplit("/", 1)[-1] for entry in filesystem.ls(path, detail=False))
+        parts = sorted(name[: -len(".json")] for name in names if name.endswith(".json"))
+        return {part: fs.read_json(self._record(part)) for part in parts}
 
-    def _problem(self, part: str, record: dict[str, Any]) -> str | None:
+    def done(self) -> dict[str, dict[str, Any]]:
+        """Records of the parts whose files all match them; a mismatching part is logged and left out
+        (its files are rewritten when the part runs again)."""
+        return {part: record for part, record in self.records().items() if self._verified(part, record)}
+
+    def _verified(self, part: str, record: dict[str, Any]) -> dict[str, bytes] | None:
+        """The part's file contents when every file matches its record; None (logged) otherwise."""
+        contents = {}
         for name in self.tables:
             want = record["files"].get(name)
             url = self._file(name, part)
             if want is None or not fs.exists(url):
-                return f"{name} file missing"
-            data = fs.read_bytes(url)
-            if len(data) != want["bytes"]:
-                return f"{name} file is {len(data)} bytes, its record says {want['bytes']}"
-            if _sha256(data) != want["sha256"]:
-                return f"{name} file's checksum differs from its record"
-        return None
+                problem = f"{name} file missing"
+            else:
+                contents[name] = data = fs.read_bytes(url)
+                if len(data) != want["bytes"]:
+                    problem = f"{name} file is {len(data)} bytes, its record says {want['bytes']}"
+                elif _sha256(data) != want["sha256"]:
+                    problem = f"{name} file's checksum differs from its record"
+                else:
+                    continue
+            log.warning("%s: %s; it will be written again", part, problem)
+            return None
+        return contents
 
-    def read(self, table: str, parts: Sequence[str] | None = None) -> pa.Table:
-        """One table of the verified parts (or of `parts`), concatenated in part order."""
-        names = sorted(self.done()) if parts is None else list(parts)
-        tables = [pq.read_table(io.BytesIO(fs.read_bytes(self._file(table, p)))) for p in names]
+    def read(self, table: str, parts: Sequence[str] | None = None) -> pa.Table | None:
+        """One table of the verified parts (or of `parts`, unchecked), in part order; None if none."""
+        if parts is None:
+            checked = (self._verified(p, record) for p, record in self.records().items())
+            contents = [files[table] for files in checked if files]
+        else:
+            contents = [fs.read_bytes(self._file(table, p)) for p in parts]
+        tables = [pq.read_table(io.BytesIO(data)) for data in contents]
         return pa.concat_tables(tables) if tables else None
 
     @staticmethod

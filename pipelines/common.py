@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -311,11 +311,9 @@ def _report(desc: str, done: float, total: float, items: int, count: str | None,
 # -- CLI: options built from a config dataclass ------------------------------------------------------------
 
 
-def help_of(field: dataclasses.Field, config_cls: type | None = None) -> str:
-    """A field's `metadata["help"]`, else its entry in the class docstring's `Args:` section."""
-    if "help" in field.metadata or config_cls is None:
-        return field.metadata.get("help", "")
-    return docstring_args(config_cls).get(field.name, "")
+def help_of(field: dataclasses.Field, documented: Mapping[str, str] | None = None) -> str:
+    """A field's `metadata["help"]`, else its entry in `documented` (`docstring_args` of its class)."""
+    return field.metadata.get("help") or (documented or {}).get(field.name, "")
 
 
 def docstring_args(config_cls: type) -> dict[str, str]:
@@ -346,6 +344,7 @@ def config_command(config_cls: type, run: Callable[[Any], dict]) -> Callable[...
     import typer
 
     hints = typing.get_type_hints(config_cls)
+    documented = docstring_args(config_cls)
     parameters, annotations = [], {}
     for field in dataclasses.fields(config_cls):
         if not field.init:
@@ -360,7 +359,7 @@ def config_command(config_cls: type, run: Callable[[Any], dict]) -> Callable[...
         if hints[field.name] is bool:
             flag = f"{flag}/--no-{flag[2:]}"
         annotation = Annotated[
-            hints[field.name], typer.Option(flag, help=help_of(field, config_cls), show_default=not required)
+            hints[field.name], typer.Option(flag, help=help_of(field, documented), show_default=not required)
         ]
         annotations[field.name] = annotation
         parameters.append(

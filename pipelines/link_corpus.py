@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from elcore import fs, settings
 from elcore.catalogue import EntityCatalogue
-from elcore.corpus import FORMATS, Document, link_read, read_documents
+from elcore.corpus import FORMATS, Document, format_of, link_read, read_documents
 from elcore.errors import ConfigError
 from elcore.index import EntityIndex, load_index
 from elcore.parts import PartStore
@@ -477,20 +477,22 @@ def input_format(config: LinkCorpusConfig) -> str:
     """`config.format`, or for `auto` the one the input's name (or a folder's files) says."""
     if config.format != "auto":
         return config.format
-    url = config.input.rstrip("/")
-    fmt = next((f for f, suffixes in FORMATS.items() if url.endswith(suffixes)), "")
-    for candidate, suffixes in FORMATS.items() if not fmt else ():
+    try:
+        return format_of(config.input)
+    except ConfigError:
+        pass
+    for candidate, suffixes in FORMATS.items():  # a folder: the first format it holds files of
         try:
             list_files(config.input, suffixes)
             return candidate
         except ConfigError:
             continue
-    if not fmt:
-        raise ConfigError(f"{config.input}: no .jsonl, .parquet or .txt input found; set --format")
-    return fmt
+    raise ConfigError(f"{config.input}: no .jsonl, .parquet or .txt input found; set --format")
 
 
-def plan_units(config: LinkCorpusConfig, known: dict[str, list[int]] | None = None) -> tuple[str, list[dict]]:
+def plan_units(
+    config: LinkCorpusConfig, known: dict[str, list[int]] | None = None, fmt: str | None = None
+) -> tuple[str, list[dict]]:
     """The input format and the read units: one per jsonl/Parquet file, or `docs_per_part` .txt files each.
 
     `known` (file -> [unit number, size]) is what an earlier run of the job planned: those files keep their
@@ -499,7 +501,7 @@ def plan_units(config: LinkCorpusConfig, known: dict[str, list[int]] | None = No
     Raises:
         ConfigError: a file the earlier run read has changed size since.
     """
-    fmt = input_format(config)
+    fmt = fmt or input_format(config)
     files = list_files(config.input, FORMATS[fmt])
     known = known or {}
     sizes = dict(files)
@@ -544,13 +546,14 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
     config.validate()
     started = time.perf_counter()
     index_url, catalogue_url = config.index_url(), config.catalogue_url()
+    fmt = input_format(config)
     job = {
         "stage": "link-corpus",
         "model": model_fingerprint(config.model),
         "catalogue": EntityCatalogue.load(catalogue_url).fingerprint,
         "index": fs.fingerprint(fs.read_bytes(fs.join(index_url, "index.json"))),
         "input": config.input,
-        "format": input_format(config),
+        "format": fmt,
         "fields": [config.id_field, config.text_field],
         "docs_per_part": config.docs_per_part,
         "overrides": config.overrides(),
@@ -558,7 +561,7 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
     resumed = prepare_output(config.output, job, config.overwrite)
     inputs_url = fs.join(config.output, INPUTS_FILE)
     known = fs.read_json(inputs_url) if resumed and fs.exists(inputs_url) else None
-    fmt, units = plan_units(config, known)
+    _, units = plan_units(config, known, fmt)
     fs.write_json_atomic(inputs_url, _planned_inputs(units))
     store = output_store(config.output)
     done = frozenset(store.done()) if resumed else frozenset()
@@ -598,18 +601,17 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
         compute=plan.pool(plan.num_actors),
         **plan.remote_args(),
     ).map(write_part, fn_kwargs={"output": config.output}, num_cpus=IO_TASK_CPUS)
-    this_run = {"parts": 0, "parts_skipped": 0, "docs": 0}
+    this_run = {"parts_skipped": 0, "docs": 0}
     first_part: tuple[float, int] | None = None  # when the first linked part came back, and its docs
     for row in track(
         linked.iter_rows(), "link corpus", total=1.0, weight="weight", count="docs", skipped="skipped"
     ):
-        this_run["parts"] += 1
         this_run["parts_skipped"] += int(row["skipped"])
         this_run["docs"] += 0 if row["skipped"] else int(row["docs"])
         if first_part is None and not row["skipped"]:
             first_part = (time.perf_counter() - started, int(row["docs"]))
     seconds = time.perf_counter() - started
-    records = store.done()
+    records = store.records()  # every part was verified at the start or written by this run
     summary = {
         "output": config.output,
         "format": fmt,

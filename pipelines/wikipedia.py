@@ -29,8 +29,8 @@ class RangeParser:
     """Ray Data adapter: one `PageParser` (tokenizer loaded once) per actor; a row is a byte range,
     the output row its `PartResult` as JSON."""
 
-    def __init__(self, dump_url: str, parse: ParseSettings, work_dir: str) -> None:
-        self.dump, self.work_dir = dump_url, work_dir
+    def __init__(self, dump: str, parse: ParseSettings, work_dir: str) -> None:
+        self.dump, self.work_dir = dump, work_dir
         self.parser = PageParser(parse)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
@@ -79,7 +79,7 @@ def run(config: KbBuildConfig) -> KbBuildStats:
     parsed = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
         RangeParser,
         fn_constructor_kwargs={
-            "dump_url": config.dump,
+            "dump": config.dump,
             "parse": parse_settings(config, siteinfo.namespaces),
             "work_dir": work,
         },
