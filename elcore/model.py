@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import fs, settings
+from .bert import load_encoder
 from .errors import ConfigError, ModelNotFoundError
 from .text import check_window
 
@@ -153,13 +154,13 @@ class ElqModel(nn.Module):
     @classmethod
     def from_base(cls, base_model: str = SHIPPED_MINILM, **config_values) -> ElqModel:
         """A fresh model from a BERT-family checkpoint (path or name; `minilm` = the shipped one)."""
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
         settings.hf_offline()
         path = resolve_base_model(base_model)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
-            context = AutoModel.from_pretrained(path, use_safetensors=True)
+            context = load_encoder(path)
         except OSError as exc:
             raise ModelNotFoundError(
                 f"cannot load base model {base_model!r} ({path}) offline: pass a local checkpoint "
@@ -168,7 +169,7 @@ class ElqModel(nn.Module):
         _require_fast(tokenizer, path)
         config = ElqConfig(base_model=base_model, hidden_size=context.config.hidden_size, **config_values)
         share = config.share_encoders
-        entity = context if share else AutoModel.from_pretrained(path, use_safetensors=True)
+        entity = context if share else load_encoder(path)
         model = cls(config, tokenizer, context, entity)
         model.head_trained = False
         return model
@@ -176,7 +177,7 @@ class ElqModel(nn.Module):
     @classmethod
     def from_pretrained(cls, model_dir: str, map_location: str = "cpu") -> ElqModel:
         """Load a directory written by `save_pretrained` (local, or any fsspec URL)."""
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
 
         settings.hf_offline()
         local = fs.localize(model_dir)
@@ -186,11 +187,11 @@ class ElqModel(nn.Module):
         with open(config_path, encoding="utf-8") as f:
             config = ElqConfig.from_dict(json.load(f))
         tokenizer = AutoTokenizer.from_pretrained(os.path.join(local, "tokenizer"))
-        context = AutoModel.from_pretrained(os.path.join(local, "context_encoder"), use_safetensors=True)
+        context = load_encoder(os.path.join(local, "context_encoder"))
         if config.share_encoders:
             entity = context
         else:
-            entity = AutoModel.from_pretrained(os.path.join(local, "entity_encoder"), use_safetensors=True)
+            entity = load_encoder(os.path.join(local, "entity_encoder"))
         model = cls(config, tokenizer, context, entity)
         state = load_file(os.path.join(local, "mention_head", "model.safetensors"), device=map_location)
         missing, unexpected = model.mention_head.load_state_dict(state, strict=False)

@@ -326,8 +326,10 @@ def _epoch_windows(run: _Run, windows: list[TrainingWindow]) -> list[TrainingWin
     saved, run.saved_negatives = run.saved_negatives, None
     run.negatives = attach_negatives(mine, saved) if saved is not None else None
     if run.negatives is None:
+        # Before the first step the entity encoder is the initial one, whose vectors may be cached.
+        untrained = run.state.step == 0
         index = run.frozen_index or FaissIndex.build(
-            _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=False),
+            _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=untrained),
             IndexSpec(),
         )
         run.negatives = mine_hard_negatives(
@@ -422,7 +424,8 @@ def _final_full_eval(run: _Run) -> dict | None:
         run.core.load_state_dict(best.state_dict())
         run.core.config = best.config
     runtime.broadcast_weights(run.core)
-    vectors = _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=False)
+    # Cached: the best model's vectors are what linking with it (and the hybrid step) needs next.
+    vectors = _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=True)
     if not runtime.is_main:
         return None
     report = evaluate_dev(

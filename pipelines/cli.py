@@ -282,13 +282,18 @@ def build_default(
     typer.echo(json.dumps(build_default_linker(config), indent=2))
 
 
+def _kb_build(config) -> dict:
+    from .wikipedia import build  # the parsers load only when the command runs
+
+    return build(config)
+
+
 def _register_kb_build() -> None:
     from elcore.wikipedia.config import KbBuildConfig
 
     from .common import config_command
-    from .wikipedia import build
 
-    kb_app.command("build")(config_command(KbBuildConfig, build))
+    kb_app.command("build")(config_command(KbBuildConfig, _kb_build))
 
 
 _register_kb_build()

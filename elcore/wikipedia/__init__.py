@@ -18,12 +18,35 @@ Tests: `tests/test_wikipedia.py`; benchmark: `benchmarks/bench_wikipedia.py`.
     3
 """
 
-from elcore.wikipedia.build import build_kb
-from elcore.wikipedia.config import KbBuildConfig, KbBuildStats
-from elcore.wikipedia.dump import DumpReader, PageError, RawPage, write_dump
-from elcore.wikipedia.kb import ANCHORS_FILE, CATALOGUE_FILE, CATALOGUE_SCHEMA, PASSAGES_FILE, STATS_FILE
-from elcore.wikipedia.wikidata import WikidataMap, load_wikidata_map
-from elcore.wikipedia.wikitext import parse_article
+import importlib
+from typing import Any
+
+# Loaded on first use, so `elq` can build `kb build`'s options from `KbBuildConfig` without
+# importing the parsers (mwparserfromhell, transformers' tokenizer) for every command.
+_HOMES = {
+    "build_kb": "build",
+    "KbBuildConfig": "config",
+    "KbBuildStats": "config",
+    "DumpReader": "dump",
+    "PageError": "dump",
+    "RawPage": "dump",
+    "write_dump": "dump",
+    "ANCHORS_FILE": "kb",
+    "CATALOGUE_FILE": "kb",
+    "CATALOGUE_SCHEMA": "kb",
+    "PASSAGES_FILE": "kb",
+    "STATS_FILE": "kb",
+    "WikidataMap": "wikidata",
+    "load_wikidata_map": "wikidata",
+    "parse_article": "wikitext",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
 
 __all__ = [
     "ANCHORS_FILE",
