@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,40 +36,56 @@ def resolve_predictions(candidates: Sequence[Link], threshold: float) -> list[Pr
 
 def evaluate_linker(
     linker: Linker,
-    examples: Sequence[Example],
+    examples: Sequence[Example] | Mapping[str, Sequence[Example]],
     sweep: Sequence[float] | None = None,
     select_by: str = "weak_f1",
+    at_best: bool = False,
 ) -> dict:
-    """Metrics at `linker.threshold`, the sweep rows and the best threshold when asked.
+    """Metrics at `linker.threshold` (or, with `at_best`, at the best swept threshold), the sweep rows
+    and the best threshold when asked. Named sets (a mapping) are linked and swept together, and each
+    is also scored on its own (`sets`).
 
-    Returns a JSON-serialisable dict with `metrics`, `errors` (`error_breakdown` at the threshold),
-    `timing` (link seconds, texts/s), and when `sweep` is given, `sweep` rows and `best_threshold`.
+    Returns a JSON-serialisable dict with `threshold`, `metrics`, `errors` (`error_breakdown` at the
+    threshold), `timing` (link seconds, texts/s); with `sweep`, the `sweep` rows and `best_threshold`;
+    with several sets, `sets` (name -> metrics).
     """
-    threshold = linker.threshold
+    sets = dict(examples) if isinstance(examples, Mapping) else None
+    pooled = [e for group in sets.values() for e in group] if sets is not None else list(examples)
+    if at_best and not sweep:
+        raise ValueError("at_best needs thresholds to sweep")
     # ELQ's joint score never exceeds the mention score, so spans under the lowest swept threshold can
     # be dropped before retrieval; a fused score can, so it searches the spans `link` searches.
-    lowest = linker.config.effective_mention_threshold if linker.fused else min([threshold, *(sweep or [])])
+    lowest = (
+        linker.config.effective_mention_threshold if linker.fused else min([linker.threshold, *(sweep or [])])
+    )
     started = time.perf_counter()
-    candidates = linker.link_candidates([e.text for e in examples], mention_threshold=lowest)
+    candidates = linker.link_candidates([e.text for e in pooled], mention_threshold=lowest)
     link_seconds = time.perf_counter() - started
 
+    report: dict = {}
+    if sweep:
+        rows = sweep_thresholds(pooled, candidates, list(sweep), resolve_predictions)
+        report.update(
+            sweep=rows, best_threshold=best_threshold(rows, metric=select_by), selected_by=select_by
+        )
+    threshold = report["best_threshold"] if at_best else linker.threshold
     links = [Linker.resolve(c, threshold) for c in candidates]
     predictions = [predictions_from_links(x) for x in links]
-    has_text = entity_text_lookup(linker.catalogue, examples, predictions)
-    report: dict = {
-        "threshold": threshold,
-        "metrics": evaluate(examples, predictions, entity_has_text=has_text),
-        "errors": error_breakdown(examples, links, linker.catalogue),
-        "timing": {
+    has_text = entity_text_lookup(linker.catalogue, pooled, predictions)
+    report.update(
+        threshold=threshold,
+        metrics=evaluate(pooled, predictions, entity_has_text=has_text),
+        errors=error_breakdown(pooled, links, linker.catalogue),
+        timing={
             "link_seconds": round(link_seconds, 3),
-            "texts_per_second": round(len(examples) / max(link_seconds, 1e-9), 2),
+            "texts_per_second": round(len(pooled) / max(link_seconds, 1e-9), 2),
         },
-    }
-    if sweep:
-        rows = sweep_thresholds(examples, candidates, list(sweep), resolve_predictions)
-        report["sweep"] = rows
-        report["best_threshold"] = best_threshold(rows, metric=select_by)
-        report["selected_by"] = select_by
+    )
+    if sets is not None and len(sets) > 1:
+        report["sets"], lo = {}, 0
+        for name, group in sets.items():
+            report["sets"][name] = evaluate(group, predictions[lo : lo + len(group)])
+            lo += len(group)
     return report
 
 

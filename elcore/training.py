@@ -26,29 +26,25 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import fs, settings
+from . import fs
 from .catalogue import EntityCatalogue
-from .checkpoint import attach_negatives, finished_checkpoints, load_checkpoint, write_checkpoint
+from .checkpoint import attach_negatives, load_checkpoint, write_checkpoint
 from .data import Example, read_examples
-from .embeddings import cache_url
-from .encoding import catalogue_vectors, encode_entities, store_catalogue_vectors
+from .dev_evaluation import DevEvaluation, evaluate_dev
 from .errors import ConfigError
-from .evaluation import default_thresholds, entity_text_lookup, resolve_predictions
-from .index import EntityIndex, FaissIndex, IndexSpec, shard_ranges
-from .linker import Linker
-from .metrics import best_threshold, evaluate, sweep_thresholds
+from .index import EntityIndex, FaissIndex, IndexSpec
 from .model import ElqModel
-from .spans import span_means
-from .text import Window, collate_windows
+from .negatives import mine_hard_negatives
+from .optimization import build_optimizer, linear_schedule
 from .train_config import AMP_MODES, SELECT_BY, SimulatedInterruption, TrainConfig
+from .train_runtime import TrainingRuntime, catalogue_vectors_on_ranks, shard_evenly
 from .train_step import EncodedEntities, FrozenEntities, TrainingWindow, collate, prepare_windows, train_step
 
 __all__ = [
@@ -64,78 +60,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class TrainingRuntime:
-    """One process, no DDP. `pipelines.train.RayTrainRuntime` is the Ray Train version.
-
-    The collective methods (`all_gather_rows`, `all_true`, `broadcast_weights`) must be called by
-    every rank at the same point; here they are identities.
-    """
-
-    rank = 0
-    world_size = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def device(self) -> torch.device:
-        return torch.device(settings.device())
-
-    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        return model.to(self.device())
-
-    def shard(self, items: Sequence) -> list:
-        return shard_evenly(items, self.rank, self.world_size)
-
-    def latest_checkpoint(self, output_dir: str) -> str | None:
-        root = fs.join(output_dir, "checkpoints")
-        done = finished_checkpoints(root)
-        return f"{root}/{done[-1]}" if done else None
-
-    def report(self, metrics: dict, checkpoint_dir: str | None, output_dir: str, keep: int = 2) -> None:
-        """Record metrics; copy a finished checkpoint into `output_dir/checkpoints/`, keep the last `keep`."""
-        if checkpoint_dir is None:
-            return
-        root = fs.join(output_dir, "checkpoints")
-        target = fs.join(root, f"step-{metrics['step']:08d}")
-        filesystem, path = fs.filesystem(target)
-        filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        if filesystem.exists(path):
-            filesystem.rm(path, recursive=True)
-        filesystem.put(checkpoint_dir.rstrip("/") + "/", path, recursive=True)
-        for old in finished_checkpoints(root)[:-keep]:
-            filesystem.rm(fs.filesystem(fs.join(root, old))[1], recursive=True)
-
-    def barrier(self) -> None:
-        pass
-
-    def all_gather_rows(self, local: np.ndarray) -> np.ndarray:
-        """Concatenate every rank's rows in rank order."""
-        return local
-
-    def all_true(self, flag: bool) -> bool:
-        return flag
-
-    def broadcast_weights(self, model: torch.nn.Module) -> None:
-        """Copy rank 0's weights into every rank's `model`."""
-
-
-def shard_evenly(items: Sequence, rank: int, world_size: int) -> list:
-    """Every `world_size`-th item from `rank`, padded by wrapping so every rank gets as many.
-
-    Equal shard lengths give every rank the same number of steps and micro-batches, which DDP
-    needs (a rank with one more step would wait forever for the others' gradients).
-
-        >>> shard_evenly(list(range(5)), 1, 2)
-        [1, 3, 0]
-    """
-    if world_size <= 1 or not items:
-        return list(items)
-    per_rank = math.ceil(len(items) / world_size)
-    padded = [items[i % len(items)] for i in range(per_rank * world_size)]
-    return padded[rank::world_size]
 
 
 @dataclass
@@ -181,8 +105,7 @@ class _Run:
     runtime: TrainingRuntime
     core: ElqModel
     catalogue: EntityCatalogue
-    dev_sets: dict[str, list[Example]]
-    dev_catalogue: EntityCatalogue | None
+    dev: DevEvaluation
     frozen_index: EntityIndex | None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -205,38 +128,34 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
     model = _initial_model(config)
     catalogue = EntityCatalogue.load(config.catalogue)
     train_examples = _read_all(config.train_data, config.max_train_examples)
-    dev_sets = {_set_name(url): _read_all([url], config.max_dev_examples) for url in config.dev_data}
     windows = prepare_windows(train_examples, model.tokenizer, catalogue, model.config)
 
     frozen_index: EntityIndex | None = None
     if config.freeze_entities:
         for p in model.entity_encoder.parameters():
             p.requires_grad_(False)
-        vectors = _catalogue_vectors(
+        vectors = catalogue_vectors_on_ranks(
             runtime, model.to(device), catalogue, config.encode_batch_size, cache=True
         )
         entities = FrozenEntities(vectors)
         frozen_index = FaissIndex.build(vectors, IndexSpec())
     else:
         entities = EncodedEntities(catalogue)
-    dev_catalogue = None
-    if dev_sets and config.dev_catalogue_sample and frozen_index is None:
-        dev_catalogue = _dev_catalogue(catalogue, dev_sets, config.dev_catalogue_sample, config.seed)
+    dev = DevEvaluation.of(config, runtime, catalogue, frozen_index)
 
     core = model
     model = runtime.prepare_model(model)
-    optimizer = _optimizer(core, config)
+    optimizer = build_optimizer(core, config)
     steps_per_epoch = math.ceil(len(runtime.shard(windows)) / (config.batch_size * config.grad_accumulation))
     total_steps = max(1, steps_per_epoch * config.epochs)
-    scheduler = _linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    scheduler = linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
     run = _Run(
         config,
         runtime,
         core,
         catalogue,
-        dev_sets,
-        dev_catalogue,
+        dev,
         frozen_index,
         optimizer,
         scheduler,
@@ -329,7 +248,9 @@ def _epoch_windows(run: _Run, windows: list[TrainingWindow]) -> list[TrainingWin
         # Before the first step the entity encoder is the initial one, whose vectors may be cached.
         untrained = run.state.step == 0
         index = run.frozen_index or FaissIndex.build(
-            _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=untrained),
+            catalogue_vectors_on_ranks(
+                runtime, run.core, run.catalogue, config.encode_batch_size, cache=untrained
+            ),
             IndexSpec(),
         )
         run.negatives = mine_hard_negatives(
@@ -352,7 +273,7 @@ def _summary(run: _Run, started: float, train_examples: int, train_windows: int,
         "train_examples": train_examples,
         "train_windows": train_windows,
         "examples_per_second": round(state.examples_seen / max(state.train_seconds, 1e-9), 2),
-        "dev_catalogue_entities": len(run.dev_catalogue or run.catalogue),
+        "dev_catalogue_entities": run.dev.entities,
         "final_dev": final,
         "history": state.history,
         "best_model": fs.join(config.output_dir, "best"),
@@ -368,25 +289,17 @@ def _report(run: _Run, train_stats: dict, rate: float, evaluate: bool) -> None:
         **{f"train_{k}": v for k, v in train_stats.items()},
         "examples_per_second": round(rate, 2),
     }
-    if evaluate and run.dev_sets:
-        index = run.frozen_index
-        dev_catalogue = run.dev_catalogue or run.catalogue
-        if index is None:  # every rank encodes a share of the catalogue
-            vectors = _catalogue_vectors(
-                runtime, run.core, dev_catalogue, config.encode_batch_size, cache=False
-            )
-            index = FaissIndex.build(vectors, IndexSpec()) if runtime.is_main else None
-        if runtime.is_main:
-            report = evaluate_dev(run.core, dev_catalogue, index, run.dev_sets, config)
+    if evaluate:
+        report = run.dev(run.core)
+        if report is not None:
             record.update(report)
             metric = report[f"dev_{config.select_by}"]
             if metric > state.best_metric:
                 state.best_metric, state.best_step = metric, state.step
-                run.core.config.threshold = report["dev_best_threshold"]
-                run.core.save_pretrained(fs.join(config.output_dir, "best"))
-    elif evaluate and runtime.is_main:
-        run.core.save_pretrained(fs.join(config.output_dir, "best"))
-        state.best_step = state.step
+                _save_best(run, report["dev_best_threshold"])
+        elif runtime.is_main and not run.dev.sets:
+            state.best_step = state.step
+            _save_best(run, None)
     flat = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
     if runtime.is_main:
         print(json.dumps(flat), flush=True)
@@ -413,10 +326,16 @@ def _report(run: _Run, train_stats: dict, rate: float, evaluate: bool) -> None:
         raise SimulatedInterruption(f"stopped after the checkpoint at step {state.step} (stop_after_steps)")
 
 
+def _save_best(run: _Run, threshold: float | None) -> None:
+    if threshold is not None:
+        run.core.config.threshold = threshold
+    run.core.save_pretrained(fs.join(run.config.output_dir, "best"))
+
+
 def _final_full_eval(run: _Run) -> dict | None:
     """Re-score the best model on the whole catalogue when evaluations used a sample of it."""
     config, runtime = run.config, run.runtime
-    if not (run.dev_sets and run.dev_catalogue is not None and config.final_full_eval):
+    if not (run.dev.sample is not None and config.final_full_eval and run.dev.sets):
         return None
     best_dir = fs.join(config.output_dir, "best")
     if runtime.is_main:
@@ -424,122 +343,15 @@ def _final_full_eval(run: _Run) -> dict | None:
         run.core.load_state_dict(best.state_dict())
         run.core.config = best.config
     runtime.broadcast_weights(run.core)
-    # Cached: the best model's vectors are what linking with it (and the hybrid step) needs next.
-    vectors = _catalogue_vectors(runtime, run.core, run.catalogue, config.encode_batch_size, cache=True)
-    if not runtime.is_main:
+    report = run.dev.full(run.core)
+    if report is None:
         return None
-    report = evaluate_dev(
-        run.core, run.catalogue, FaissIndex.build(vectors, IndexSpec()), run.dev_sets, config
-    )
-    run.core.config.threshold = report["dev_best_threshold"]
-    run.core.save_pretrained(best_dir)
+    _save_best(run, report["dev_best_threshold"])
     final = {k: v for k, v in report.items() if not isinstance(v, (list, dict))}
     final["catalogue_entities"] = len(run.catalogue)
     _append_jsonl(run.metrics_url, {"final_full_catalogue": True, **report})
     print(json.dumps({"final_full_catalogue": True, **final}), flush=True)
     return final
-
-
-def evaluate_dev(
-    model: ElqModel,
-    catalogue: EntityCatalogue,
-    index: EntityIndex | None,
-    examples: Sequence[Example] | Mapping[str, Sequence[Example]],
-    config: TrainConfig,
-) -> dict:
-    """Dev metrics of the current model with the joint-threshold linker and a threshold sweep.
-
-    The threshold is chosen on all dev sets together (by `config.select_by`); each set is also scored
-    at it (`dev_<set>_weak_f1`, ...). Returns flat `dev_*` scores, plus `dev_sweep` (rows) and
-    `dev_metrics` (full metrics of all sets at the chosen threshold).
-    """
-    sets = dict(examples) if isinstance(examples, Mapping) else {"dev": list(examples)}
-    if index is None:
-        index = FaissIndex.build(
-            catalogue_vectors(model, catalogue, batch_size=config.encode_batch_size, cache=False), IndexSpec()
-        )
-    pooled = [e for group in sets.values() for e in group]
-    was_training = model.training
-    linker = Linker(model, catalogue, index, device=str(model.device))
-    thresholds = default_thresholds()
-    started = time.perf_counter()
-    candidates = linker.link_candidates([e.text for e in pooled], mention_threshold=min(thresholds))
-    link_seconds = time.perf_counter() - started
-    model.train(was_training)
-
-    rows = sweep_thresholds(pooled, candidates, thresholds, resolve_predictions)
-    best = best_threshold(rows, metric=config.select_by)
-    row = next(r for r in rows if r["threshold"] == best)
-    predictions = [resolve_predictions(c, best) for c in candidates]
-    report: dict = {
-        "dev_best_threshold": best,
-        "dev_weak_f1": row["weak_f1"],
-        "dev_strong_f1": row["strong_f1"],
-        "dev_entity_f1": row["entity_f1"],
-        "dev_link_seconds": round(link_seconds, 2),
-        "dev_sweep": rows,
-        "dev_metrics": evaluate(
-            pooled, predictions, entity_has_text=entity_text_lookup(catalogue, pooled, predictions)
-        ),
-    }
-    if len(sets) > 1:
-        lo = 0
-        for name, group in sets.items():
-            metrics = evaluate(group, predictions[lo : lo + len(group)])
-            lo += len(group)
-            for kind in ("weak", "strong", "entity"):
-                report[f"dev_{name}_{kind}_f1"] = metrics[kind]["f1"]
-    return report
-
-
-@torch.inference_mode()
-def mine_hard_negatives(
-    model: ElqModel,
-    windows: list[TrainingWindow],
-    index: EntityIndex,
-    k: int,
-    batch_size: int = 64,
-    progress: bool = True,
-) -> list[TrainingWindow]:
-    """Attach to each gold span the `k` best-scoring wrong entities for its current mention vector.
-
-    Only the mention's own gold entity is filtered out (per mention, not per window).
-    """
-    was_training = model.training
-    model.eval()
-    out = list(windows)
-    with_gold = [i for i, w in enumerate(windows) if w.gold_rows]
-    starts = range(0, len(with_gold), batch_size)
-    for lo in tqdm(starts, desc="mine hard negatives", unit="batch", disable=not progress):
-        chunk = [windows[i] for i in with_gold[lo : lo + batch_size]]
-        batch = collate_windows(
-            model.tokenizer,
-            [w.doc for w in chunk],
-            [Window(j, w.token_start, w.token_end) for j, w in enumerate(chunk)],
-        )
-        hidden, _ = model.encode_context(
-            batch.input_ids.to(model.device), batch.attention_mask.to(model.device)
-        )
-        b = torch.tensor([j for j, w in enumerate(chunk) for _ in w.gold_first])
-        first = torch.tensor([s for w in chunk for s in w.gold_first])
-        last = torch.tensor([e for w in chunk for e in w.gold_last])
-        found = index.search(
-            span_means(hidden, b.to(hidden.device), first.to(hidden.device), last.to(hidden.device))
-            .float()
-            .cpu()
-            .numpy(),
-            k + 1,
-        )
-        n = 0
-        for j, w in enumerate(chunk):
-            negatives = []
-            for gold in w.gold_rows:
-                rows = [int(r) for r in found.ids[n] if r >= 0 and r != gold][:k]
-                negatives.append(tuple(rows))
-                n += 1
-            out[with_gold[lo + j]] = dataclasses.replace(w, negative_rows=tuple(negatives))
-    model.train(was_training)
-    return out
 
 
 # --------------------------------------------------------------------------- helpers
@@ -557,49 +369,6 @@ def _initial_model(config: TrainConfig) -> ElqModel:
 def _read_all(urls: Sequence[str], limit: int | None) -> list[Example]:
     examples = [e for url in urls for e in read_examples(url)]
     return examples[:limit] if limit else examples
-
-
-def _set_name(url: str) -> str:
-    """`.../webqsp/dev.jsonl` -> `webqsp_dev`."""
-    path = PurePosixPath(url.split("://", 1)[-1])
-    stem = path.name.split(".", 1)[0]
-    return f"{path.parent.name}_{stem}" if path.parent.name else stem
-
-
-def _dev_catalogue(
-    catalogue: EntityCatalogue, dev_sets: Mapping[str, Sequence[Example]], sample: int, seed: int
-) -> EntityCatalogue:
-    """The dev gold entities plus `sample` random others (seeded: the same at every evaluation)."""
-    keys = [m.entity for group in dev_sets.values() for e in group for m in e.mentions]
-    gold = np.unique(catalogue.lookup(keys)) if keys else np.zeros(0, dtype=np.int64)
-    gold = gold[gold >= 0]
-    rest = np.setdiff1d(np.arange(len(catalogue), dtype=np.int64), gold)
-    extra = np.random.default_rng([seed, 7]).choice(rest, size=min(sample, len(rest)), replace=False)
-    rows = np.sort(np.concatenate([gold, extra]))
-    return EntityCatalogue(catalogue.table.take(rows))
-
-
-def _catalogue_vectors(
-    runtime: TrainingRuntime, model: ElqModel, catalogue: EntityCatalogue, batch_size: int, cache: bool
-) -> np.ndarray:
-    """All catalogue vectors on every rank; with several ranks each encodes a contiguous share."""
-    if runtime.world_size == 1:
-        return catalogue_vectors(
-            model, catalogue, batch_size=batch_size, cache=cache, progress=runtime.is_main
-        )
-    model_fp, catalogue_fp = model.entity_fingerprint(), catalogue.fingerprint
-    url = cache_url(model_fp, catalogue_fp)
-    if cache and runtime.all_true(fs.exists(fs.join(url, "manifest.json"))):
-        return catalogue_vectors(model, catalogue, batch_size=batch_size, cache=True, progress=False)
-    lo, hi = shard_ranges(len(catalogue), runtime.world_size)[runtime.rank]
-    rows = np.arange(lo, hi, dtype=np.int64)
-    local = encode_entities(
-        model, catalogue.entity_inputs(rows), batch_size=batch_size, progress=runtime.is_main
-    )
-    vectors = runtime.all_gather_rows(local)
-    if cache and runtime.is_main:
-        store_catalogue_vectors(model, catalogue, vectors)
-    return vectors
 
 
 def _seed_everything(seed: int) -> None:
@@ -620,32 +389,6 @@ def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 def _chunks(items: Sequence, size: int) -> Iterator[list]:
     for lo in range(0, len(items), size):
         yield list(items[lo : lo + size])
-
-
-def _optimizer(model: ElqModel, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; the freshly initialised mention head gets its own (higher) learning rate."""
-    head = [p for p in model.mention_head.parameters() if p.requires_grad]
-    head_ids = {id(p) for p in head}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    decay = [p for p in rest if p.ndim > 1]
-    no_decay = [p for p in rest if p.ndim <= 1]
-    return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-            {"params": head, "weight_decay": 0.0, "lr": config.head_learning_rate},
-        ],
-        lr=config.learning_rate,
-    )
-
-
-def _linear_schedule(optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _append_jsonl(url: str, record: dict) -> None:
