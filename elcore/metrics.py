@@ -32,6 +32,7 @@ from elcore.fs import write_bytes_atomic
 C = TypeVar("C")
 
 _KINDS = ("strong", "weak", "entity")
+_SPLITS = ("with_text", "without_text")  # `evaluate`'s parts when it knows which entities have text
 _MEASURES = ("precision", "recall", "f1")
 
 
@@ -163,6 +164,25 @@ def format_table(metrics: dict[str, Any]) -> str:
                 f"{s['tp']:>7}{s['fp']:>7}{s['fn']:>7}"
             )
     return "\n".join(lines)
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the counts of several `elcore.metrics.evaluate` results and recompute precision, recall and F1."""
+    merged: dict[str, Any] = {"counts": {}}
+    for report in reports:
+        for name, value in report["counts"].items():
+            merged["counts"][name] = merged["counts"].get(name, 0) + value
+    for kind in _KINDS:
+        totals: dict[str, int] = {}
+        for report in reports:
+            for name, value in report[kind].items():
+                if name not in ("precision", "recall", "f1"):
+                    totals[name] = totals.get(name, 0) + value
+        merged[kind] = {**_prf(totals["tp"], totals["fp"], totals["fn"]), **totals}
+    for split in _SPLITS:
+        if reports and all(split in r for r in reports):
+            merged[split] = merge_reports([r[split] for r in reports])
+    return merged
 
 
 def sweep_thresholds(

@@ -21,12 +21,10 @@ import pyarrow as pa
 
 from elcore import fs
 from elcore.errors import ConfigError, EvaluationInputError
+from elcore.metrics import merge_reports
 
 from .common import IO_TASK_CPUS, dataset_of, init_ray, run_command_line
 from .link_corpus import output_store, part_tables
-
-KINDS = ("strong", "weak", "entity")
-SPLITS = ("with_text", "without_text")
 
 
 @dataclass
@@ -67,33 +65,6 @@ def evaluate_parts(batch: pa.Table, output: str, examples: Any, has_text: Any) -
         reports.append(json.dumps(report))
         seen.append(ids)
     return {"part": batch.column("part").to_pylist(), "report": reports, "ids": seen}
-
-
-def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum the counts of several `elcore.metrics.evaluate` results and recompute precision, recall and F1."""
-    merged: dict[str, Any] = {"counts": {}}
-    for report in reports:
-        for name, value in report["counts"].items():
-            merged["counts"][name] = merged["counts"].get(name, 0) + value
-    for kind in KINDS:
-        totals: dict[str, int] = {}
-        for report in reports:
-            for name, value in report[kind].items():
-                if name not in ("precision", "recall", "f1"):
-                    totals[name] = totals.get(name, 0) + value
-        merged[kind] = {**_prf(totals["tp"], totals["fp"], totals["fn"]), **totals}
-    for split in SPLITS:
-        if reports and all(split in r for r in reports):
-            merged[split] = merge_reports([r[split] for r in reports])
-    return merged
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
-    """As `elcore.metrics`: empty denominators give 0.0."""
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1}
 
 
 def run(config: EvaluateCorpusConfig) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from elcore.metrics import (
     best_threshold,
     evaluate,
     format_table,
+    merge_reports,
     plot_sweep,
     predictions_from_links,
     sweep_thresholds,
@@ -69,6 +70,20 @@ def test_strong_weak_entity_and_null_span_gold():
     assert tpfpfn(m["entity"]) == (3, 1, 0) and "ignored" not in m["entity"]
     assert prf(m["entity"]) == (3 / 4, 1.0, 6 / 7)
     assert json.loads(json.dumps(m)) == m
+
+
+def test_merged_reports_equal_one_evaluation_of_all():
+    other = Example("b", TEXT, (gold(0, 5, "Q7"),))
+    other_preds = [P(0, 5, "Q7"), P(10, 12, "Q8")]
+    has_text = {"Q1", "Q7"}.__contains__
+    whole = evaluate([MIXED, other], [MIXED_PREDS, other_preds], has_text)
+    parts = [evaluate([MIXED], [MIXED_PREDS], has_text), evaluate([other], [other_preds], has_text)]
+    merged = merge_reports(parts)
+    assert merged["counts"] == whole["counts"]
+    for kind in ("strong", "weak", "entity"):
+        assert merged[kind] == pytest.approx(whole[kind])
+        for split in ("with_text", "without_text"):
+            assert merged[split][kind] == pytest.approx(whole[split][kind])
 
 
 def test_duplicate_predictions_count_one_gold_once():
