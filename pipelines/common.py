@@ -27,6 +27,8 @@ from typing import Annotated, Any
 from elcore import fs
 from elcore.errors import ConfigError
 
+from . import reaper
+
 log = logging.getLogger(__name__)
 
 JOB_FILE = "_job.json"
@@ -58,6 +60,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         else:
             # at least 2 CPU slots: one for actors, one for Ray Data's own tasks (see RESERVED_CPUS)
             ray.init(num_cpus=num_cpus or max(2, os.cpu_count() or 1), include_dashboard=False)
+            reaper.watch()  # Ray's agents would outlive a killed driver
     DataContext.get_current().enable_progress_bars = False  # `track` prints one bar with an ETA instead
 
 

@@ -1,0 +1,104 @@
+"""Fate-sharing for a local Ray: when the driver dies, however it dies, what it started dies too.
+
+A SIGKILLed driver takes its raylet and GCS with it, but Ray's dashboard and runtime-env agents
+live on: they notice the raylet is gone, then block publishing that to the dead GCS. `watch()`
+starts this module as a detached process that keeps a list of the driver's descendants (pid and
+start time, from /proc) and, once the driver's pipe closes, SIGKILLs those still running. Linux
+only; elsewhere `watch` does nothing.
+
+    >>> ray.init(...)        # a local Ray started by this process
+    >>> reaper.watch()
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+GRACE_SECONDS = 2.0  # after a normal exit, Ray's own shutdown gets this long first
+POLL_SECONDS = 1.0
+_PIPES: list[int] = []  # write ends held open for the driver's lifetime; the OS closes them at its end
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, start time in clock ticks) of every process."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
+        found[int(entry)] = (int(fields[1]), int(fields[19]))
+    return found
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """The processes below `pid` (children, their children, ...): pid -> start time."""
+    processes = _processes()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in processes.items():
+        children.setdefault(parent, []).append(child)
+    found, frontier = {}, [pid]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            if child not in found:
+                found[child] = processes[child][1]
+                frontier.append(child)
+    return found
+
+
+def still_running(known: dict[int, int]) -> list[int]:
+    """The pids of `known` (pid -> start time) still running: not a new process that reused the pid."""
+    alive = _processes()
+    return [pid for pid, started in known.items() if pid in alive and alive[pid][1] == started]
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def watch() -> subprocess.Popen | None:
+    """Start the reaper for this process: after this process ends, it kills every descendant of it
+    still running, then stops."""
+    if not os.path.isdir("/proc"):
+        return None
+    read_end, write_end = os.pipe()
+    reaper = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.reaper", str(os.getpid())],
+        stdin=read_end,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # not in the driver's process group: a Ctrl-C does not stop it first
+    )
+    os.close(read_end)
+    _PIPES.append(write_end)  # not inheritable (PEP 446): EOF at the reaper means this process is gone
+    return reaper
+
+
+def main(driver: int) -> None:
+    me, known = os.getpid(), {}
+    while True:
+        for pid, started in descendants(driver).items():
+            if pid != me:
+                known[pid] = started
+        readable, _, _ = select.select([sys.stdin], [], [], POLL_SECONDS)
+        if readable and not os.read(sys.stdin.fileno(), 1):
+            break
+    time.sleep(GRACE_SECONDS)
+    _kill(still_running(known))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
