@@ -1,13 +1,16 @@
-"""Entity vectors in Parquet: part files plus `manifest.json` in one directory, readable with plain pyarrow.
+"""Entity vectors in Parquet: parts in an `elcore.parts.PartStore` plus `manifest.json`, readable with plain pyarrow.
 
-Each part has columns `row: int64` (catalogue row = index id), `id`, `qid` and
-`vector: fixed_size_list<float16|float32>[dim]`. Parts may hold any rows in any order; `read_embeddings`
-puts them back in row order and checks that rows 0..count-1 each appear exactly once.
+Each part (`vectors/part-00000.parquet`, its record `parts/part-00000.json`) has columns `row: int64`
+(catalogue row = index id), `id`, `qid` and `vector: fixed_size_list<float16|float32>[dim]`. Parts may
+hold any rows in any order; `read_embeddings` puts them back in row order and checks that rows
+0..count-1 each appear exactly once. A writer resumes by skipping `written_parts` (records whose file
+still matches its size and checksum); the manifest, written last, lists the parts by relative path
+(folders written before the parts store, with parts at the top level, read the same way).
 
 Example:
     >>> write_embeddings_part(url, "part-00000", [0, 1], ["Q90", "Q64"], ["Q90", "Q64"], vectors, "float16")
-    'part-00000.parquet'
-    >>> write_manifest(url, EmbeddingsManifest("m1", "c1", 4, "float16", 2, ["part-00000.parquet"]))
+    'vectors/part-00000.parquet'
+    >>> write_manifest(url, EmbeddingsManifest("m1", "c1", 4, "float16", 2, ["vectors/part-00000.parquet"]))
     >>> read_embeddings(url)[0].shape
     (2, 4)
 """
@@ -26,8 +29,10 @@ import pyarrow.parquet as pq
 
 from . import fs, settings
 from .errors import ConfigError, EmbeddingsNotFoundError, IndexMismatchError
+from .parts import PartStore
 
 MANIFEST = "manifest.json"
+VECTORS = "vectors"  # the store's one table
 
 
 class VectorDtype(str, Enum):
@@ -153,17 +158,24 @@ def write_embeddings_part(
     vectors: np.ndarray,
     dtype: str | VectorDtype = VectorDtype.FLOAT16,
 ) -> str:
-    """Write one part atomically (temp name, then rename) and return its file name for the manifest.
+    """Write one part atomically, then its record; return its path for the manifest.
 
     Name parts after the input shard they cover, so a re-run overwrites instead of duplicating rows.
     """
-    if "/" in part_name or not part_name:
-        raise ConfigError(f"part_name must be a plain file name, got {part_name!r}")
-    name = part_name if part_name.endswith(".parquet") else f"{part_name}.parquet"
+    if "/" in part_name or not part_name or part_name.endswith(".parquet"):
+        raise ConfigError(f"part_name must be a plain name without suffix, got {part_name!r}")
     table = embeddings_to_table(rows, ids, qids, vectors, dtype)
-    with fs.atomic_writer(fs.join(url_dir, name)) as f:
-        pq.write_table(table, f)
-    return name
+    _store(url_dir).write(part_name, {VECTORS: table}, counts={"rows": table.num_rows})
+    return PartStore.relative(VECTORS, part_name)
+
+
+def written_parts(url_dir: str) -> set[str]:
+    """Names of the parts whose files match their records: the ones a resumed job skips."""
+    return set(_store(url_dir).done())
+
+
+def _store(url_dir: str) -> PartStore:
+    return PartStore(url_dir, (VECTORS,))
 
 
 def write_manifest(url_dir: str, manifest: EmbeddingsManifest) -> None:

@@ -16,8 +16,17 @@ from tqdm.auto import tqdm
 
 from . import fs
 from .catalogue import EntityCatalogue
-from .embeddings import EmbeddingsManifest, cache_url, read_embeddings, write_embeddings_part, write_manifest
+from .embeddings import (
+    VECTORS,
+    EmbeddingsManifest,
+    cache_url,
+    read_embeddings,
+    write_embeddings_part,
+    write_manifest,
+    written_parts,
+)
 from .model import ElqModel
+from .parts import PartStore
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +80,9 @@ def catalogue_vectors(
         if manifest.model_fingerprint == model_fp and manifest.catalogue_fingerprint == catalogue_fp:
             log.info("entity vectors from cache %s", url)
             return vectors
+    done = written_parts(url)
     for start, name in _parts(len(catalogue), part_size):
-        if fs.exists(fs.join(url, name)):
+        if name in done:
             continue
         rows = np.arange(start, min(start + part_size, len(catalogue)), dtype=np.int64)
         log.info("encoding catalogue rows %d-%d of %d", rows[0], rows[-1], len(catalogue))
@@ -96,16 +106,16 @@ def store_catalogue_vectors(
 
 
 def _parts(count: int, part_size: int) -> list[tuple[int, str]]:
-    return [(start, f"part-{start:010d}.parquet") for start in range(0, count, part_size)]
+    return [(start, f"part-{start:010d}") for start in range(0, count, part_size)]
 
 
 def _write_part(
     url: str, name: str, catalogue: EntityCatalogue, rows: np.ndarray, vectors: np.ndarray
-) -> None:
+) -> str:
     table = catalogue.table
     ids = table.column("id").slice(int(rows[0]), len(rows)).to_pylist()
     qids = table.column("qid").slice(int(rows[0]), len(rows)).to_pylist()
-    write_embeddings_part(url, name, rows, ids, qids, vectors, dtype="float32")
+    return write_embeddings_part(url, name, rows, ids, qids, vectors, dtype="float32")
 
 
 def _write_cache_manifest(
@@ -119,6 +129,6 @@ def _write_cache_manifest(
             dim=dim,
             dtype="float32",
             count=len(catalogue),
-            parts=[name for _, name in _parts(len(catalogue), part_size)],
+            parts=[PartStore.relative(VECTORS, name) for _, name in _parts(len(catalogue), part_size)],
         ),
     )

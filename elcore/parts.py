@@ -36,8 +36,13 @@ class PartStore:
     def __init__(self, url: str, tables: Sequence[str]) -> None:
         self.url, self.tables = url, tuple(tables)
 
+    @staticmethod
+    def relative(table: str, part: str) -> str:
+        """Where one table of a part lives, relative to the store's folder."""
+        return f"{table}/{part}.parquet"
+
     def _file(self, table: str, part: str) -> str:
-        return fs.join(self.url, table, f"{part}.parquet")
+        return fs.join(self.url, self.relative(table, part))
 
     def _record(self, part: str) -> str:
         return fs.join(self.url, RECORDS, f"{part}.json")

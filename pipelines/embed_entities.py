@@ -4,9 +4,10 @@
               -> map(write_part) -> manifest.json (model and catalogue fingerprints, dim, dtype, count)
 
 The Parquet layout is `elcore.embeddings` (row, id, qid, vector: fixed_size_list<float16|float32>[dim]);
-plain pyarrow reads it, `elcore.embeddings.read_embeddings` checks it. A part is named by its row range, so a
-re-run for the same model and catalogue skips the parts already written. The catalogue is read once on the
-driver (its fingerprint hashes all of it); the actors get the entities with the work.
+plain pyarrow reads it, `elcore.embeddings.read_embeddings` checks it. A part is named by its number in row
+order and written with its record (rows, bytes, sha256; `elcore.parts`), so a re-run for the same model and
+catalogue skips the parts whose files are whole and writes missing or damaged ones again. The catalogue is
+read once on the driver (its fingerprint hashes all of it); the actors get the entities with the work.
 
     python -m pipelines.embed_entities --catalogue kb/entities.jsonl --model runs/linker --output s3://b/emb
 """
@@ -23,17 +24,19 @@ import pyarrow as pa
 from elcore import settings
 from elcore.catalogue import EntityCatalogue
 from elcore.embeddings import (
+    VECTORS,
     EmbeddingsManifest,
     VectorDtype,
     cache_url,
     write_embeddings_part,
     write_manifest,
+    written_parts,
 )
 from elcore.errors import ConfigError
+from elcore.parts import PartStore
 
 from .common import (
     IO_TASK_CPUS,
-    finished,
     init_ray,
     model_fingerprint,
     part_name,
@@ -124,11 +127,13 @@ class EntityEncoder:
 
 
 def write_part(row: dict[str, Any], output: str, dim: int, dtype: str) -> dict[str, Any]:
-    """Write one part's vectors (rows start.. in catalogue order) atomically; return its name and count."""
+    """Write one part's vectors (rows start.. in catalogue order) and its record; return its file and count."""
     vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(-1, dim)
     rows = np.arange(int(row["start"]), int(row["start"]) + len(vectors), dtype=np.int64)
-    write_embeddings_part(output, str(row["part"]), rows, list(row["id"]), list(row["qid"]), vectors, dtype)
-    return {"part": str(row["part"]), "count": len(vectors)}
+    file = write_embeddings_part(
+        output, str(row["part"]), rows, list(row["id"]), list(row["qid"]), vectors, dtype
+    )
+    return {"part": str(row["part"]), "file": file, "count": len(vectors)}
 
 
 def part_table(catalogue: EntityCatalogue, rows_per_part: int) -> pa.Table:
@@ -168,7 +173,7 @@ def run(config: EmbedEntitiesConfig) -> dict[str, Any]:
         "dtype": config.dtype,
         "rows_per_part": config.rows_per_part,
     }
-    done = finished(output) if prepare_output(output, job, config.overwrite) else set()
+    done = written_parts(output) if prepare_output(output, job, config.overwrite) else set()
     parts = part_table(catalogue, config.rows_per_part)
     todo = [i for i, name in enumerate(parts.column("part").to_pylist()) if name not in done]
     if todo:
@@ -200,7 +205,7 @@ def run(config: EmbedEntitiesConfig) -> dict[str, Any]:
         )
         for _ in track(written.iter_rows(), "embed entities", total=len(todo), count="count"):
             pass
-    names = [f"{name}.parquet" for name in parts.column("part").to_pylist()]
+    names = [PartStore.relative(VECTORS, name) for name in parts.column("part").to_pylist()]
     write_manifest(
         output,
         EmbeddingsManifest(

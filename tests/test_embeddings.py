@@ -16,6 +16,7 @@ from elcore.embeddings import (
     table_to_vectors,
     write_embeddings_part,
     write_manifest,
+    written_parts,
 )
 from elcore.errors import ConfigError, EmbeddingsNotFoundError, IndexMismatchError
 
@@ -55,7 +56,8 @@ def write_parts(url_dir, vectors, dtype, splits=((7, 8, 9), (0, 1, 2, 3, 4, 5, 6
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
 def test_round_trip(url_dir, vectors, dtype):
     parts = write_parts(url_dir, vectors, dtype)
-    assert parts == ["part-00000.parquet", "part-00001.parquet"]
+    assert parts == ["vectors/part-00000.parquet", "vectors/part-00001.parquet"]
+    assert written_parts(url_dir) == {"part-00000", "part-00001"}
     manifest = EmbeddingsManifest("model-fp", "cat-fp", DIM, dtype, COUNT, parts)
     write_manifest(url_dir, manifest)
     loaded, read_back = read_embeddings(url_dir)
@@ -67,7 +69,7 @@ def test_round_trip(url_dir, vectors, dtype):
 
 def test_readable_with_plain_pyarrow(tmp_path, vectors):
     write_parts(str(tmp_path), vectors, "float16")
-    table = pq.read_table(tmp_path / "part-00000.parquet")
+    table = pq.read_table(tmp_path / "vectors" / "part-00000.parquet")
     assert table.schema.names == ["row", "id", "qid", "vector"]
     assert table.schema.field("vector").type == pa.list_(pa.float16(), DIM)
     assert table.column("row").to_pylist() == [7, 8, 9]
@@ -116,6 +118,22 @@ def test_repeated_rows_and_bad_manifest(url_dir, vectors):
         write_manifest(url_dir, EmbeddingsManifest("m", "c", DIM, "float32", COUNT, ["part-00009.parquet"]))
     with pytest.raises(ConfigError, match="lacks"):
         EmbeddingsManifest.from_dict({"dim": 3})
+
+
+def test_a_damaged_part_is_not_written(tmp_path, vectors):
+    parts = write_parts(str(tmp_path), vectors, "float16")
+    cut = tmp_path / parts[0]
+    cut.write_bytes(cut.read_bytes()[:-10])
+    assert written_parts(str(tmp_path)) == {"part-00001"}  # a resumed writer writes part-00000 again
+
+
+def test_folders_written_before_the_parts_store_still_read(tmp_path, vectors):
+    table = embeddings_to_table(
+        np.arange(COUNT), [f"Q{i}" for i in range(COUNT)], [None] * COUNT, vectors, "float32"
+    )
+    pq.write_table(table, tmp_path / "part-00000.parquet")  # parts at the top level, no records
+    write_manifest(str(tmp_path), EmbeddingsManifest("m", "c", DIM, "float32", COUNT, ["part-00000.parquet"]))
+    np.testing.assert_array_equal(read_embeddings(str(tmp_path))[0], vectors)
 
 
 def test_cache_url(monkeypatch, tmp_path):

@@ -204,16 +204,18 @@ def test_embed_entities_matches_in_process_encoder(embedded, work):
 
 
 @pytest.mark.timeout(120)
-def test_embed_entities_rerun_skips_written_parts(embedded, work):
+def test_embed_entities_rerun_rewrites_missing_and_damaged_parts_only(embedded, work):
     from elcore.embeddings import read_embeddings
     from pipelines.embed_entities import run
 
     config, _ = embedded
     before, _ = read_embeddings(config.output)
     assert run(config)["parts_skipped"] == 5
-    (work["root"] / "emb" / "part-00002.parquet").unlink()
+    (work["root"] / "emb" / "vectors" / "part-00002.parquet").unlink()
+    cut = work["root"] / "emb" / "vectors" / "part-00004.parquet"
+    cut.write_bytes(cut.read_bytes()[:100])
     again = run(config)
-    assert (again["parts_written"], again["parts_skipped"]) == (1, 4)
+    assert (again["parts_written"], again["parts_skipped"]) == (2, 3)
     np.testing.assert_array_equal(read_embeddings(config.output)[0], before)
     with pytest.raises(ConfigError, match="different job"):
         run(dataclasses.replace(config, rows_per_part=100))
