@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     from elcore import settings
     from elcore.corpus import link_documents
     from elcore.linker import Linker
+    from pipelines.common import ActorResources
     from pipelines.link_corpus import LinkCorpusConfig, read_output, run
 
     settings.hf_offline()
@@ -118,8 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
             output=str(work / f"links-{actors}"),
             model=linker_dir,
             docs_per_part=args.docs_per_part,
-            num_actors=actors,
-            torch_threads=max(1, cpus // actors),
+            resources=ActorResources(num_actors=actors, torch_threads=max(1, cpus // actors)),
         )
         with PeakMemory() as memory:
             summary = run(config)
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
         runs.append(
             {
                 "actors": actors,
-                "torch_threads_per_actor": config.torch_threads,
+                "torch_threads_per_actor": config.resources.torch_threads,
                 "seconds": summary["seconds"],
                 "docs_per_second": round(rate, 3),
                 "vs_single_process_link": round(rate / single["docs_per_second_link"], 3),

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     from elcore.embeddings import read_embeddings
     from elcore.encoding import encode_entities
     from elcore.model import ElqModel
+    from pipelines.common import ActorResources
     from pipelines.embed_entities import EmbedEntitiesConfig, run
 
     settings.hf_offline()
@@ -104,8 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
             output=str(work / f"ray-{actors}"),
             batch_size=args.batch_size,
             rows_per_part=args.rows_per_part,
-            num_actors=actors,
-            torch_threads=max(1, cpus // actors),
+            resources=ActorResources(num_actors=actors, torch_threads=max(1, cpus // actors)),
         )
         summary = run(config)
         vectors, _ = read_embeddings(config.output)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         runs.append(
             {
                 "actors": actors,
-                "torch_threads_per_actor": config.torch_threads,
+                "torch_threads_per_actor": config.resources.torch_threads,
                 "seconds": summary["seconds"],
                 "entities_per_second": round(rate, 2),
                 "max_abs_diff_vs_plain": float(

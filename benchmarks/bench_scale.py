@@ -247,6 +247,7 @@ def dev_f1(linker, kit_dir: Path, limit: int) -> dict:
 def ray_runs(docs_path: Path, linker_dir: Path, work: Path, actors: list[int], docs_per_part: int) -> list:
     import ray
 
+    from pipelines.common import ActorResources
     from pipelines.link_corpus import LinkCorpusConfig, run
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -258,8 +259,7 @@ def ray_runs(docs_path: Path, linker_dir: Path, work: Path, actors: list[int], d
             output=str(output),
             model=str(linker_dir),
             docs_per_part=docs_per_part,
-            num_actors=n,
-            torch_threads=1,
+            resources=ActorResources(num_actors=n, torch_threads=1),
             overwrite=True,
         )
         import shutil

@@ -93,12 +93,17 @@ class IndexSpec:
     """What index to build and how to search it.
 
     Args:
-        kind: an `IndexKind` preset (or its name) or any faiss factory string (e.g. "IVF256,SQ8").
-        rerank: if > 0, fetch `max(k, rerank)` candidates from the index and re-rank them exactly with
-            float16 copies of the vectors kept beside it.
-        hnsw_m, ef_construction, ef_search: HNSW graph degree, build and search beam widths.
-        nlist, pq_m, pq_bits: IVF-PQ lists, sub-quantizers and bits per code; None = chosen from n and dim.
-        nprobe: IVF lists visited per query; None = the preset's (16; `compact`: 30% of its lists).
+        kind: a preset (flat, flat-fp16, sq8, hnsw, ivfpq, compact: <= 128 B/entity) or any faiss factory
+            string (e.g. "IVF256,SQ8").
+        rerank: if > 0, fetch max(k, rerank) candidates and re-rank them exactly with float16 copies of
+            the vectors kept beside the index.
+        hnsw_m: HNSW graph degree.
+        ef_construction: HNSW build beam width.
+        ef_search: HNSW search beam width.
+        nlist: IVF lists (default: chosen from the number of vectors).
+        pq_m: PQ sub-quantizers (default: chosen from the dimension).
+        pq_bits: bits per PQ code (default: chosen from the number of vectors).
+        nprobe: IVF lists visited per query (default 16; compact: 30% of its lists).
         train_size: at most this many vectors (a seeded sample) train a trained index type.
         seed: seed of that sample.
     """

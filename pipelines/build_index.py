@@ -13,7 +13,6 @@ job are kept on a re-run.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,40 +36,15 @@ class BuildIndexConfig:
         metadata={"help": "embeddings folder (manifest.json + Parquet parts), fsspec URL"}
     )
     output: str = field(metadata={"help": "index folder to write (index.json + shard files), fsspec URL"})
-    kind: str = field(
-        default="flat",
-        metadata={
-            "help": "flat, flat-fp16, sq8, hnsw, ivfpq, compact (<= 128 B/entity) or a faiss factory string"
-        },
-    )
+    index: IndexSpec = field(default_factory=IndexSpec)
     num_shards: int = field(default=1, metadata={"help": "shards by contiguous row range"})
-    rerank: int = field(
-        default=0, metadata={"help": "re-rank this many candidates exactly with fp16 vectors"}
-    )
-    hnsw_m: int = field(default=32, metadata={"help": "HNSW graph degree"})
-    ef_construction: int = field(default=80, metadata={"help": "HNSW build beam"})
-    ef_search: int = field(default=64, metadata={"help": "HNSW search beam"})
-    nlist: int | None = field(default=None, metadata={"help": "IVF lists (default: from n)"})
-    pq_m: int | None = field(default=None, metadata={"help": "PQ sub-quantizers (default: from dim)"})
-    pq_bits: int | None = field(default=None, metadata={"help": "bits per PQ code (default: from n)"})
-    nprobe: int | None = field(
-        default=None,
-        metadata={"help": "IVF lists visited per query (default 16; compact: 30% of its lists)"},
-    )
-    train_size: int = field(default=65_536, metadata={"help": "training sample size (trained types)"})
-    seed: int = field(default=0, metadata={"help": "seed of the training sample"})
     cpus_per_task: float = field(default=1.0, metadata={"help": "CPUs each train/build task asks Ray for"})
     address: str | None = field(
         default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
     )
     overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
 
-    def spec(self) -> IndexSpec:
-        """The `IndexSpec` of this job (presets size themselves from the vectors at build time)."""
-        return IndexSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(IndexSpec)})
-
     def validate(self) -> BuildIndexConfig:
-        self.spec()  # checks the numbers
         if self.num_shards < 1 or self.cpus_per_task <= 0:
             raise ConfigError(
                 f"num_shards must be >= 1 and cpus_per_task > 0, got {self.num_shards}, {self.cpus_per_task}"
@@ -189,7 +163,7 @@ def run(config: BuildIndexConfig) -> dict[str, Any]:
     config.validate()
     started = time.perf_counter()
     manifest = read_manifest(config.embeddings)
-    spec = config.spec()
+    spec = config.index
     if manifest.count < config.num_shards:
         raise ConfigError(f"{manifest.count} vectors cannot fill {config.num_shards} shards")
     new_index(spec, manifest.dim, manifest.count)  # fails here, before any task starts, on a bad type

@@ -14,6 +14,9 @@ from typing import Annotated
 import typer
 
 from elcore import settings
+from elcore.overrides import InferenceOverrides
+
+from .common import docstring_args
 
 app = typer.Typer(
     add_completion=False,
@@ -24,6 +27,7 @@ app = typer.Typer(
 kb_app = typer.Typer(no_args_is_help=True, help="Knowledge base tools.")
 app.add_typer(kb_app, name="kb")
 
+_INFERENCE_HELP = docstring_args(InferenceOverrides)
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="linker or model directory (default: the embedded default)"),
@@ -47,7 +51,6 @@ UsePriorsOpt = Annotated[
 def _linker(model, catalogue, index, batch_size=32, candidates=0, use_priors=None, **overrides):
     from elcore.linker import Linker, require_default_linker
 
-    overrides = {k: v for k, v in overrides.items() if v is not None}
     return Linker.from_pretrained(
         model or require_default_linker(),
         catalogue=catalogue,
@@ -85,14 +88,12 @@ def link(
     model: ModelOpt = None,
     catalogue: CatalogueOpt = None,
     index: IndexOpt = None,
-    threshold: Annotated[
-        float | None, typer.Option(help="link score threshold (default: the linker's tuned one)")
-    ] = None,
+    threshold: Annotated[float | None, typer.Option(help=_INFERENCE_HELP["threshold"])] = None,
     use_priors: UsePriorsOpt = None,
-    top_k_mentions: Annotated[int | None, typer.Option(help="spans kept per window")] = None,
-    top_k_entities: Annotated[int | None, typer.Option(help="entities retrieved per span")] = None,
-    window: Annotated[int | None, typer.Option(help="wordpieces per window (<= 512)")] = None,
-    stride: Annotated[int | None, typer.Option(help="wordpieces between window starts")] = None,
+    top_k_mentions: Annotated[int | None, typer.Option(help=_INFERENCE_HELP["top_k_mentions"])] = None,
+    top_k_entities: Annotated[int | None, typer.Option(help=_INFERENCE_HELP["top_k_entities"])] = None,
+    window: Annotated[int | None, typer.Option(help=_INFERENCE_HELP["window"])] = None,
+    stride: Annotated[int | None, typer.Option(help=_INFERENCE_HELP["stride"])] = None,
     batch_size: int = 32,
     candidates: Annotated[int, typer.Option(help="alternative entities per link")] = 0,
 ) -> None:
@@ -106,19 +107,8 @@ def link(
         # Before loading anything: a bad input or an unwritable output must not cost a model load.
         require_jsonl_file(input, hint=" (a folder of documents is `elq link-corpus` input)")
         check_output(output)
-    linker = _linker(
-        model,
-        catalogue,
-        index,
-        batch_size,
-        candidates,
-        use_priors,
-        threshold=threshold,
-        top_k_mentions=top_k_mentions,
-        top_k_entities=top_k_entities,
-        max_context_length=window,
-        context_stride=stride,
-    )
+    overrides = InferenceOverrides(threshold, top_k_mentions, top_k_entities, window, stride)
+    linker = _linker(model, catalogue, index, batch_size, candidates, use_priors, **overrides.config_values())
     if input:
         from elcore.corpus import link_jsonl
 

@@ -13,6 +13,7 @@ Ray is imported inside the functions that need it, so importing this module (as 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import inspect
 import json
 import logging
@@ -81,6 +82,26 @@ class ActorPlan:
         from ray.data import ActorPoolStrategy
 
         return ActorPoolStrategy(size=max(1, min(self.num_actors, units)))
+
+
+@dataclass
+class ActorResources:
+    """What a stage's model actors ask Ray for; a field of each stage config that runs a model.
+
+    Args:
+        num_actors: model actors (default: one per GPU or CPU).
+        cpus_per_actor: CPUs each actor asks Ray for (default: as many as fit).
+        use_gpu: one GPU per actor.
+        torch_threads: torch threads per actor (default: CPUs/actors).
+    """
+
+    num_actors: int | None = None
+    cpus_per_actor: float | None = None
+    use_gpu: bool = False
+    torch_threads: int | None = None
+
+    def plan(self) -> ActorPlan:
+        return plan_actors(self.num_actors, self.cpus_per_actor, self.use_gpu, self.torch_threads)
 
 
 def plan_actors(
@@ -320,7 +341,7 @@ def help_of(field: dataclasses.Field, documented: Mapping[str, str] | None = Non
 
 
 def docstring_args(config_cls: type) -> dict[str, str]:
-    """`name: text` entries of a Google-style `Args:` section, continuation lines joined."""
+    """`name: text` entries of a Google-style `Args:` section, continuation lines joined, end stop dropped."""
     entries: dict[str, str] = {}
     name = None
     in_args = False
@@ -335,44 +356,116 @@ def docstring_args(config_cls: type) -> dict[str, str]:
             entries[name] = text.strip()
         elif in_args and name and stripped:
             entries[name] += " " + stripped
-    return entries
+    return {name: text.removesuffix(".") for name, text in entries.items()}  # help lines end bare
+
+
+@dataclass(frozen=True)
+class _Option:
+    """One command-line option: a field of the config, or of a dataclass nested in it."""
+
+    name: str  # the parameter name: prefix + field name ("index_kind" or "kind")
+    path: tuple[str, ...]  # the field's path from the config ("index", "kind")
+    hint: Any
+    default: Any
+    required: bool
+    help: str
+
+
+def config_options(
+    config_cls: type, defaults: Any = None, prefix: str = "", path: tuple[str, ...] = ()
+) -> list[_Option]:
+    """The options of `config_cls`: its fields, with dataclass-typed fields (`IndexSpec`, `ActorResources`)
+    flattened into their own fields, named with the field's `metadata["prefix"]` (default: none).
+
+    Raises:
+        ValueError: two options would have the same name.
+    """
+    hints = typing.get_type_hints(config_cls)
+    documented = docstring_args(config_cls)
+    options: list[_Option] = []
+    for field in dataclasses.fields(config_cls):
+        if not field.init:
+            continue
+        if defaults is not None:
+            required, default = False, getattr(defaults, field.name)
+        else:
+            required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+            default = (
+                ...
+                if required
+                else (field.default if field.default is not dataclasses.MISSING else field.default_factory())
+            )
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            nested_prefix = prefix + field.metadata.get("prefix", "")
+            options += config_options(hint, default, nested_prefix, (*path, field.name))
+            continue
+        hint, default = _option_type(hint, default)
+        options.append(
+            _Option(
+                prefix + field.name, (*path, field.name), hint, default, required, help_of(field, documented)
+            )
+        )
+    names = [o.name for o in options]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"{config_cls.__name__}: options named twice: {sorted({n for n in names if names.count(n) > 1})}"
+        )
+    return options
+
+
+def _option_type(hint: Any, default: Any) -> tuple[Any, Any]:
+    """A type Typer parses: a union of an enum and `str` (`IndexKind | str`) is a `str`."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if len(args) > 1 and str in args:
+        hint = str | None if type(None) in typing.get_args(hint) else str
+    return hint, default.value if isinstance(default, enum.Enum) else default
+
+
+def build_config(config_cls: type, values: Mapping[str, Any]) -> Any:
+    """`config_cls` from option values by name (`config_options`), nested dataclasses rebuilt."""
+    tree: dict[str, Any] = {}
+    for option in config_options(config_cls):
+        if option.name in values:
+            node = tree
+            for name in option.path[:-1]:
+                node = node.setdefault(name, {})
+            node[option.path[-1]] = values[option.name]
+
+    def make(cls: type, given: dict[str, Any]) -> Any:
+        hints = typing.get_type_hints(cls)
+        return cls(
+            **{k: make(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v for k, v in given.items()}
+        )
+
+    return make(config_cls, tree)
 
 
 def config_command(config_cls: type, run: Callable[[Any], dict]) -> Callable[..., dict]:
-    """A Typer command whose options are the fields of `config_cls` (type, default, `metadata["help"]`).
+    """A Typer command whose options are `config_options(config_cls)` (type, default, help).
 
     One definition serves `elq <stage>` and `python -m pipelines.<stage>`; the command prints the summary as
     JSON and returns it.
     """
     import typer
 
-    hints = typing.get_type_hints(config_cls)
-    documented = docstring_args(config_cls)
     parameters, annotations = [], {}
-    for field in dataclasses.fields(config_cls):
-        if not field.init:
-            continue
-        required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-        default = (
-            ...
-            if required
-            else (field.default if field.default is not dataclasses.MISSING else field.default_factory())
-        )
-        flag = "--" + field.name.replace("_", "-")
-        if hints[field.name] is bool:
+    for option in config_options(config_cls):
+        flag = "--" + option.name.replace("_", "-")
+        if option.hint is bool:
             flag = f"{flag}/--no-{flag[2:]}"
         annotation = Annotated[
-            hints[field.name], typer.Option(flag, help=help_of(field, documented), show_default=not required)
+            option.hint, typer.Option(flag, help=option.help, show_default=not option.required)
         ]
-        annotations[field.name] = annotation
+        annotations[option.name] = annotation
         parameters.append(
             inspect.Parameter(
-                field.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+                option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=annotation
             )
         )
 
     def command(**values: Any) -> dict:
-        summary = run(config_cls(**values))
+        summary = run(build_config(config_cls, values))
         print(json.dumps(summary, indent=2, default=str))
         return summary
 

@@ -37,10 +37,10 @@ from elcore.parts import PartStore
 
 from .common import (
     IO_TASK_CPUS,
+    ActorResources,
     init_ray,
     model_fingerprint,
     part_name,
-    plan_actors,
     prepare_output,
     run_command_line,
     track,
@@ -63,16 +63,9 @@ class EmbedEntitiesConfig:
         default=10_000, metadata={"help": "entities per Parquet part (the resume unit)"}
     )
     batch_size: int = field(default=64, metadata={"help": "entities per encoder call (grouped by length)"})
-    num_actors: int | None = field(
-        default=None, metadata={"help": "encoder actors (default: one per GPU or CPU)"}
-    )
-    cpus_per_actor: float | None = field(default=None, metadata={"help": "CPUs each actor asks Ray for"})
-    use_gpu: bool = field(default=False, metadata={"help": "one GPU per actor (fp16 unless --precision)"})
+    resources: ActorResources = field(default_factory=ActorResources)
     precision: str = field(
         default="auto", metadata={"help": "auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16"}
-    )
-    torch_threads: int | None = field(
-        default=None, metadata={"help": "torch threads per actor (default: CPUs/actors)"}
     )
     address: str | None = field(
         default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
@@ -180,7 +173,7 @@ def run(config: EmbedEntitiesConfig) -> dict[str, Any]:
         import ray
 
         init_ray(config.address)
-        plan = plan_actors(config.num_actors, config.cpus_per_actor, config.use_gpu, config.torch_threads)
+        plan = config.resources.plan()
         written = (
             ray.data.from_arrow([parts.take([i]) for i in todo])  # one block per part: every actor gets work
             .map_batches(
@@ -190,7 +183,7 @@ def run(config: EmbedEntitiesConfig) -> dict[str, Any]:
                     "batch_size": config.batch_size,
                     "precision": config.precision,
                     "torch_threads": plan.torch_threads,
-                    "use_gpu": config.use_gpu,
+                    "use_gpu": config.resources.use_gpu,
                 },
                 batch_size=1,
                 batch_format="numpy",

@@ -31,16 +31,17 @@ from elcore.catalogue import EntityCatalogue
 from elcore.corpus import FORMATS, Document, format_of, link_read, read_documents
 from elcore.errors import ConfigError
 from elcore.index import EntityIndex, load_index
+from elcore.overrides import InferenceOverrides
 from elcore.parts import PartStore
 
 from .common import (
     IO_TASK_CPUS,
+    ActorResources,
     dataset_of,
     init_ray,
     list_files,
     model_fingerprint,
     part_name,
-    plan_actors,
     prepare_output,
     run_command_line,
     spread,
@@ -124,24 +125,8 @@ class LinkCorpusConfig:
         default=0.5, metadata={"help": "CPUs each shard actor asks for (retrieval=shards)"}
     )
     batch_size: int = field(default=32, metadata={"help": "windows per encoder call"})
-    threshold: float | None = field(
-        default=None, metadata={"help": "joint score threshold (default: the model's)"}
-    )
-    top_k_entities: int | None = field(default=None, metadata={"help": "entities retrieved per span"})
-    window: int | None = field(
-        default=None, metadata={"help": "wordpieces per window (default: the model's)"}
-    )
-    stride: int | None = field(default=None, metadata={"help": "wordpieces between window starts"})
-    num_actors: int | None = field(
-        default=None, metadata={"help": "encoder actors (default: one per GPU or CPU)"}
-    )
-    cpus_per_actor: float | None = field(
-        default=None, metadata={"help": "CPUs each encoder actor asks Ray for"}
-    )
-    use_gpu: bool = field(default=False, metadata={"help": "one GPU per encoder actor"})
-    torch_threads: int | None = field(
-        default=None, metadata={"help": "torch threads per actor (default: CPUs/actors)"}
-    )
+    inference: InferenceOverrides = field(default_factory=InferenceOverrides)
+    resources: ActorResources = field(default_factory=ActorResources)
     address: str | None = field(
         default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
     )
@@ -161,16 +146,6 @@ class LinkCorpusConfig:
                 f"docs_per_part and batch_size must be >= 1, got {self.docs_per_part}, {self.batch_size}"
             )
         return self
-
-    def overrides(self) -> dict[str, Any]:
-        """Inference settings that replace the model config's (ElqConfig field names)."""
-        values = {
-            "threshold": self.threshold,
-            "top_k_entities": self.top_k_entities,
-            "max_context_length": self.window,
-            "context_stride": self.stride,
-        }
-        return {k: v for k, v in values.items() if v is not None}
 
     def catalogue_url(self) -> str:
         url = self.catalogue or fs.join(self.model, "catalogue.parquet")
@@ -556,7 +531,7 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
         "format": fmt,
         "fields": [config.id_field, config.text_field],
         "docs_per_part": config.docs_per_part,
-        "overrides": config.overrides(),
+        "overrides": config.inference.config_values(),
     }
     resumed = prepare_output(config.output, job, config.overwrite)
     inputs_url = fs.join(config.output, INPUTS_FILE)
@@ -566,7 +541,7 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
     store = output_store(config.output)
     done = frozenset(store.done()) if resumed else frozenset()
     init_ray(config.address)
-    plan = plan_actors(config.num_actors, config.cpus_per_actor, config.use_gpu, config.torch_threads)
+    plan = config.resources.plan()
     shards = start_shard_servers(index_url, config.shard_cpus) if config.retrieval == "shards" else None
     parts = spread(
         dataset_of(units).map_batches(
@@ -592,9 +567,9 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
             "index": index_url,
             "shards": shards,
             "batch_size": config.batch_size,
-            "overrides": config.overrides(),
+            "overrides": config.inference.config_values(),
             "torch_threads": plan.torch_threads,
-            "use_gpu": config.use_gpu,
+            "use_gpu": config.resources.use_gpu,
         },
         batch_size=1,
         batch_format="numpy",

@@ -134,3 +134,67 @@ def test_kb_build_takes_the_same_option_style_and_refuses_a_non_dump(tmp_path):
     )
     assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
     assert "not a MediaWiki XML dump" in str(result.exception)
+
+
+def _options(command: list[str]) -> dict[str, str]:
+    """Option name -> its help text, from the parameters of an `elq` command."""
+    import typer.main
+
+    click_command = typer.main.get_command(app)
+    for name in command:
+        click_command = click_command.commands[name]
+    return {p.opts[0]: p.help for p in click_command.params if p.opts[0].startswith("--")}
+
+
+def test_link_and_link_corpus_take_the_same_inference_options():
+    from elcore.overrides import InferenceOverrides
+
+    names = [f"--{f.replace('_', '-')}" for f in InferenceOverrides.__dataclass_fields__]
+    single, corpus = _options(["link"]), _options(["link-corpus"])
+    assert {n: single[n] for n in names} == {n: corpus[n] for n in names}
+    assert InferenceOverrides(window=256, stride=128, threshold=None).config_values() == {
+        "max_context_length": 256,
+        "context_stride": 128,
+    }
+
+
+def test_stage_options_are_the_nested_specs_fields():
+    from pipelines.build_index import BuildIndexConfig
+    from pipelines.common import ActorResources, build_config
+
+    index = _options(["build-index"])
+    assert {"--kind", "--nprobe", "--hnsw-m", "--num-shards"} <= set(index) and index[
+        "--hnsw-m"
+    ] == "HNSW graph degree"
+    for stage in ("embed-entities", "link-corpus"):
+        assert {"--num-actors", "--cpus-per-actor", "--use-gpu", "--torch-threads"} <= set(_options([stage]))
+    config = build_config(BuildIndexConfig, {"embeddings": "e", "output": "o", "kind": "hnsw", "nprobe": 8})
+    assert (config.index.kind.value, config.index.nprobe, config.index.hnsw_m) == ("hnsw", 8, 32)
+    assert isinstance(BuildIndexConfig("e", "o").index, IndexSpec) and ActorResources().use_gpu is False
+
+
+def test_nested_options_take_their_fields_prefix():
+    from dataclasses import dataclass, field
+
+    from pipelines.common import build_config, config_options
+
+    @dataclass
+    class Inner:
+        size: int = 3
+
+    @dataclass
+    class Outer:
+        name: str = "x"
+        inner: Inner = field(default_factory=lambda: Inner(5), metadata={"prefix": "inner_"})
+
+    options = {o.name: o.default for o in config_options(Outer)}
+    assert options == {"name": "x", "inner_size": 5}
+    assert build_config(Outer, {"inner_size": 9}) == Outer(inner=Inner(9))
+
+    @dataclass
+    class Clash:
+        size: int = 1
+        inner: Inner = field(default_factory=Inner)
+
+    with pytest.raises(ValueError, match="size"):
+        config_options(Clash)

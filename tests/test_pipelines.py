@@ -24,12 +24,14 @@ import pytest
 
 from elcore import fs
 from elcore.errors import ConfigError
+from elcore.index import IndexSpec
+from pipelines.common import ActorResources
 from tests.conftest import WORDS
 
 pytestmark = [pytest.mark.ray]
 
 NUM_ENTITIES = 300
-SMALL = {"num_actors": 1, "cpus_per_actor": 0.25, "torch_threads": 1}
+SMALL = {"resources": ActorResources(num_actors=1, cpus_per_actor=0.25, torch_threads=1)}
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +145,11 @@ def index_url(embedded, work):
     url = "file://" + str(work["root"] / "index")
     run(
         BuildIndexConfig(
-            embeddings=embedded[0].output, output=url, kind="flat", num_shards=2, cpus_per_task=0.5
+            embeddings=embedded[0].output,
+            output=url,
+            index=IndexSpec("flat"),
+            num_shards=2,
+            cpus_per_task=0.5,
         )
     )
     return url
@@ -253,14 +259,13 @@ def test_build_index_trained_shards_equal_elcore(embedded, work, kind):
     config = BuildIndexConfig(
         embeddings=embedded[0].output,
         output=str(work["root"] / f"index-{kind}"),
-        kind=kind,
+        index=IndexSpec(kind, train_size=200),
         num_shards=2,
-        train_size=200,
         cpus_per_task=0.5,
     )
     summary = run(config)
     assert summary["shards_built"] == 2 and summary["bytes_per_entity"] > 0
-    expected = ShardedIndex.build(vectors, config.spec(), num_shards=2)
+    expected = ShardedIndex.build(vectors, config.index, num_shards=2)
     queries = np.random.default_rng(2).standard_normal((20, 32)).astype(np.float32)
     found, want = load_index(config.output).search(queries, 5), expected.search(queries, 5)
     np.testing.assert_array_equal(found.ids, want.ids)
