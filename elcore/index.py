@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import abc
+import io
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -31,6 +32,7 @@ from .index_presets import (  # noqa: F401 - re-exported: the spec is part of th
     compact_bytes_per_entity,
     presets_text,
 )
+from .parts import PartStore
 
 MANIFEST = "index.json"
 FORMAT_VERSION = 1
@@ -419,13 +421,31 @@ def train_empty_index(vectors: np.ndarray, spec: IndexSpec, ntotal: int) -> byte
     return faiss.serialize_index(index).tobytes()
 
 
+def _shard_store(url: str, rerank: bool) -> PartStore:
+    names = {"faiss": "shard-{part}.faiss", "rerank": "vectors-fp16-{part}.npy"}
+    return PartStore(url, ("faiss", "rerank") if rerank else ("faiss",), names)
+
+
 def write_shard(url: str, number: int, shard: FaissIndex) -> None:
-    """Write `shard-{number:05d}.faiss` (and its re-rank vectors) under `url`, each file atomically."""
-    with fs.atomic_writer(fs.join(url, f"shard-{number:05d}.faiss")) as f:
-        f.write(memoryview(faiss.serialize_index(shard.index)))
+    """Write `shard-{number:05d}.faiss` (and its re-rank vectors) under `url`, each file atomically,
+    then the shard's record (sizes, checksums) that `written_shards` checks."""
+    files = {"faiss": faiss.serialize_index(shard.index).tobytes()}
     if shard.rerank_vectors is not None:
-        with fs.atomic_writer(fs.join(url, f"vectors-fp16-{number:05d}.npy")) as f:
-            np.save(f, shard.rerank_vectors, allow_pickle=False)
+        buffer = io.BytesIO()
+        np.save(buffer, shard.rerank_vectors, allow_pickle=False)
+        files["rerank"] = buffer.getvalue()
+    _shard_store(url, "rerank" in files).write(f"{number:05d}", files, counts={"ntotal": shard.ntotal})
+
+
+def written_shards(url: str, rerank: bool) -> set[int]:
+    """Numbers of the shards under `url` whose files match their records: what a resumed build keeps."""
+    return {int(part) for part in _shard_store(url, rerank).done()}
+
+
+def shard_bytes(url: str, rerank: bool) -> int:
+    """Bytes of the shard files written under `url` (from their records)."""
+    records = _shard_store(url, rerank).records().values()
+    return sum(file["bytes"] for record in records for file in record["files"].values())
 
 
 def write_sharded_manifest(

@@ -1,8 +1,9 @@
 """A folder of parts written one at a time, each checked before a re-run trusts it.
 
-A part is a set of Parquet tables (e.g. `links/part-00003.parquet` and `status/part-00003.parquet`)
-plus a record `parts/part-00003.json` written last: each table's row count, byte size and sha256,
-and the part's counts (what the job reports). A part counts as done only when its record exists and
+A part is a set of files, by default Parquet tables (e.g. `links/part-00003.parquet` and
+`status/part-00003.parquet`; other names and raw bytes such as FAISS shards with `names`), plus a
+record `parts/part-00003.json` written last: each file's row count, byte size and sha256, and the
+part's counts (what the job reports). A part counts as done only when its record exists and
 every table still matches it, so a truncated or corrupt file is found and the part written again,
 never skipped as done nor read as data. Writes are atomic (temp + rename through fsspec).
 
@@ -31,31 +32,44 @@ RECORDS = "parts"
 
 
 class PartStore:
-    """Parts under `url`, each made of the named `tables`."""
+    """Parts under `url`, each made of the named `tables`.
 
-    def __init__(self, url: str, tables: Sequence[str]) -> None:
-        self.url, self.tables = url, tuple(tables)
+    Args:
+        names: per table, its file name pattern relative to `url` with `{part}` in it (default:
+            `{table}/{part}.parquet`, see `relative`); a table written as bytes is stored as given.
+    """
+
+    def __init__(self, url: str, tables: Sequence[str], names: Mapping[str, str] | None = None) -> None:
+        self.url, self.tables, self.names = url, tuple(tables), dict(names or {})
 
     @staticmethod
     def relative(table: str, part: str) -> str:
-        """Where one table of a part lives, relative to the store's folder."""
+        """Where one Parquet table of a part lives by default, relative to the store's folder."""
         return f"{table}/{part}.parquet"
 
     def _file(self, table: str, part: str) -> str:
-        return fs.join(self.url, self.relative(table, part))
+        pattern = self.names.get(table)
+        return fs.join(self.url, pattern.format(part=part) if pattern else self.relative(table, part))
 
     def _record(self, part: str) -> str:
         return fs.join(self.url, RECORDS, f"{part}.json")
 
-    def write(self, part: str, tables: Mapping[str, pa.Table], counts: Mapping[str, int]) -> dict[str, Any]:
-        """Write the part's tables, then its record (which makes it done); returns the record."""
+    def write(
+        self, part: str, tables: Mapping[str, pa.Table | bytes], counts: Mapping[str, int]
+    ) -> dict[str, Any]:
+        """Write the part's tables (Parquet, or bytes as they are), then its record (which makes it
+        done); returns the record."""
         files = {}
         for name in self.tables:
-            buffer = io.BytesIO()
-            pq.write_table(tables[name], buffer)
-            data = buffer.getvalue()
+            value = tables[name]
+            if isinstance(value, pa.Table):
+                buffer = io.BytesIO()
+                pq.write_table(value, buffer)
+                data, rows = buffer.getvalue(), value.num_rows
+            else:
+                data, rows = bytes(value), None
             fs.write_bytes_atomic(self._file(name, part), data)
-            files[name] = {"rows": tables[name].num_rows, "bytes": len(data), "sha256": _sha256(data)}
+            files[name] = {"rows": rows, "bytes": len(data), "sha256": _sha256(data)}
         record = {"part": part, "files": files, "counts": dict(counts)}
         fs.write_json_atomic(self._record(part), record)
         return record

@@ -25,7 +25,7 @@ from elcore.embeddings import EmbeddingsManifest, read_manifest, table_to_vector
 from elcore.errors import ConfigError, EmbeddingsNotFoundError, IndexMismatchError
 from elcore.index import IndexSpec
 
-from .common import finished, init_ray, prepare_output, run_command_line
+from .common import init_ray, prepare_output, run_command_line
 
 
 @dataclass
@@ -158,7 +158,7 @@ def run(config: BuildIndexConfig) -> dict[str, Any]:
     """
     import ray
 
-    from elcore.index import new_index, shard_ranges, write_sharded_manifest
+    from elcore.index import new_index, shard_bytes, shard_ranges, write_sharded_manifest, written_shards
 
     config.validate()
     started = time.perf_counter()
@@ -174,13 +174,9 @@ def run(config: BuildIndexConfig) -> dict[str, Any]:
         "num_shards": config.num_shards,
     }
     resumed = prepare_output(config.output, job, config.overwrite)
-    written = finished(config.output, "shard-", ".faiss") if resumed else set()
-    if spec.rerank:
-        written &= {
-            n.replace("vectors-fp16-", "shard-") for n in finished(config.output, "vectors-fp16-", ".npy")
-        }
+    written = written_shards(config.output, spec.rerank > 0) if resumed else set()
     ranges = shard_ranges(manifest.count, config.num_shards)
-    todo = [n for n in range(len(ranges)) if f"shard-{n:05d}" not in written]
+    todo = [n for n in range(len(ranges)) if n not in written]
     metadata = {
         "model_fingerprint": manifest.model_fingerprint,
         "catalogue_fingerprint": manifest.catalogue_fingerprint,
@@ -204,10 +200,7 @@ def run(config: BuildIndexConfig) -> dict[str, Any]:
     write_sharded_manifest(
         config.output, spec, manifest.dim, [end - start for start, end in ranges], metadata
     )
-    filesystem, path = fs.filesystem(config.output)
-    size = sum(
-        filesystem.size(p) for p in filesystem.ls(path, detail=False) if p.endswith((".faiss", ".npy"))
-    )
+    size = shard_bytes(config.output, spec.rerank > 0)
     return {
         "output": config.output,
         "kind": spec.kind_name,

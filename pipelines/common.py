@@ -7,7 +7,6 @@ Ray is imported inside the functions that need it, so importing this module (as 
     >>> init_ray()                                   # joins $RAY_ADDRESS (a `ray job`), else a local Ray
     >>> plan = plan_actors(num_actors=2)             # 2 actors, CPUs left over for read/write tasks
     >>> prepare_output(url, job={"model": fp}, overwrite=False)   # True: a re-run of the same job
-    >>> finished(url)                                # {"part-00000", ...}: parts it can skip
 """
 
 from __future__ import annotations
@@ -232,18 +231,6 @@ def prepare_output(url: str, job: dict[str, Any], overwrite: bool) -> bool:
     if previous is None:
         fs.write_json_atomic(job_url, normalised)
     return previous is not None
-
-
-def finished(url: str, prefix: str = "part-", suffix: str = ".parquet") -> set[str]:
-    """Names (without `suffix`) of the files `prefix*suffix` directly under `url`: the parts a re-run skips.
-
-    Writers move each file into place only when it is complete, so a file that is there is whole.
-    """
-    filesystem, path = fs.filesystem(url)
-    if not filesystem.exists(path):
-        return set()
-    names = (p.rstrip("/").rsplit("/", 1)[-1] for p in filesystem.ls(path, detail=False))
-    return {n[: -len(suffix)] for n in names if n.startswith(prefix) and n.endswith(suffix)}
 
 
 def model_fingerprint(model_dir: str) -> dict[str, Any]:

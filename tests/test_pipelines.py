@@ -271,6 +271,12 @@ def test_build_index_trained_shards_equal_elcore(embedded, work, kind):
     np.testing.assert_array_equal(found.ids, want.ids)
     np.testing.assert_allclose(found.scores, want.scores, rtol=1e-6)
     assert run(config)["shards_skipped"] == 2
+    cut = work["root"] / f"index-{kind}" / "shard-00001.faiss"
+    cut.write_bytes(cut.read_bytes()[:-7])  # a damaged shard is built again, never loaded
+    assert (run(config)["shards_built"], load_index(config.output).search(queries, 5).ids.tolist()) == (
+        1,
+        want.ids.tolist(),
+    )
 
 
 # -- link-corpus ------------------------------------------------------------------------------------------------
