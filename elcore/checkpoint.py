@@ -1,9 +1,11 @@
 """Trainer checkpoints: write, list and load them; no pickles anywhere.
 
 A checkpoint directory holds `model/` (safetensors), `optimizer.safetensors`, `trainer_state.json`
-(loop state, optimiser scalars, scheduler and scaler state, config and job fingerprint) and, in
+(loop state, optimiser scalars, scheduler and scaler state, config and job fingerprint), in
 the middle of an epoch with hard negatives, `negatives-rank<r>.safetensors` (each rank's mined
-negatives). The training loop (`elcore.training`) passes in what it saves and gets back what it
+negatives), and `files.json`, written last: every file of rank 0 with its size and sha256. A
+checkpoint counts as finished only when every file it lists is there at its size (a copy cut
+short is passed over), and loading checks the checksums. The training loop (`elcore.training`) passes in what it saves and gets back what it
 resumes from, so this module knows nothing of the loop itself.
 
     >>> directory = write_checkpoint(model, optimizer, scheduler, None, {"step": 10}, config, 0, 1, None)
@@ -13,6 +15,7 @@ resumes from, so this module knows nothing of the loop itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -46,13 +49,57 @@ class Resumed:
     negatives: torch.Tensor | None = None
 
 
+FILES = "files.json"
+
+
 def finished_checkpoints(root: str) -> list[str]:
-    """Names of the checkpoint directories under `root` that hold a trainer state, oldest first."""
+    """Names of the complete checkpoint directories under `root` (see `FILES`), oldest first."""
     if not fs.exists(root):
         return []
     filesystem, path = fs.filesystem(root)
     names = [p.rstrip("/").rsplit("/", 1)[-1] for p in filesystem.ls(path, detail=False)]
-    return sorted(n for n in names if filesystem.exists(f"{path}/{n}/trainer_state.json"))
+    return sorted(n for n in names if _complete(fs.join(root, n)))
+
+
+def _complete(url: str) -> bool:
+    """Whether every file `files.json` lists is there at its size (logged when not)."""
+    try:
+        listed = fs.read_json(fs.join(url, FILES))
+    except (OSError, ValueError):
+        return False
+    filesystem = fs.filesystem(url)[0]
+    for name, want in listed.items():
+        path = fs.filesystem(fs.join(url, name))[1]
+        if not filesystem.exists(path) or filesystem.size(path) != want["bytes"]:
+            log.warning("checkpoint %s: %s is missing or cut short; it is not resumed from", url, name)
+            return False
+    return True
+
+
+def _write_files_record(directory: str) -> None:
+    listed = {}
+    for folder, _, names in sorted(os.walk(directory)):
+        for name in sorted(names):
+            file = os.path.join(folder, name)
+            with open(file, "rb") as f:
+                data = f.read()
+            listed[os.path.relpath(file, directory)] = {
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+    with open(os.path.join(directory, FILES), "w", encoding="utf-8") as f:
+        json.dump(listed, f, indent=1, sort_keys=True)
+
+
+def _verify_checksums(local: str, url: str) -> None:
+    with open(os.path.join(local, FILES), encoding="utf-8") as f:
+        listed = json.load(f)
+    for name, want in listed.items():
+        with open(os.path.join(local, name), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != want["sha256"]:
+                raise ConfigError(
+                    f"checkpoint {url}: {name} differs from its checksum; delete the checkpoint to resume from an earlier one"
+                )
 
 
 def write_checkpoint(
@@ -104,6 +151,8 @@ def write_checkpoint(
             {"negatives": _negatives_tensor(negatives, config.hard_negatives)},
             os.path.join(directory, f"negatives-rank{rank}.safetensors"),
         )
+    if is_main:
+        _write_files_record(directory)
     return directory
 
 
@@ -126,6 +175,7 @@ def load_checkpoint(
         ConfigError: the checkpoint was written by another job (see `TrainConfig.job_fingerprint`).
     """
     local = fs.localize(url)
+    _verify_checksums(local, url)
     with open(os.path.join(local, "trainer_state.json"), encoding="utf-8") as f:
         saved = json.load(f)
     _check_resumable(saved, config, url)
