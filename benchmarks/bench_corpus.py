@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
     from elcore.corpus import link_documents
     from elcore.linker import Linker
     from pipelines.common import ActorResources
-    from pipelines.link_corpus import LinkCorpusConfig, read_output, run
+    from pipelines.corpus_output import read_output
+    from pipelines.link_corpus import LinkCorpusConfig, run
 
     settings.hf_offline()
     cpus = os.cpu_count() or 1

@@ -298,7 +298,10 @@ class Linker:
     # ----------------------------------------------------------------- linking
     def link(self, texts: Sequence[str]) -> list[list[Link]]:
         """Links of each text, sorted by start; `self.threshold` applies."""
-        hits = self._span_hits(texts, self.config.effective_mention_threshold)
+        mention_threshold = self.config.effective_mention_threshold
+        if not self.fused:  # ELQ's joint score never exceeds the mention score: nothing below can link
+            mention_threshold = max(mention_threshold, self.threshold)
+        hits = self._span_hits(texts, mention_threshold)
         resolved = [select_spans(h, self.threshold) for h in hits]
         return self._to_links(texts, resolved)
 

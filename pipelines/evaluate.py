@@ -24,7 +24,7 @@ from elcore.errors import ConfigError, EvaluationInputError
 from elcore.metrics import merge_reports
 
 from .common import IO_TASK_CPUS, dataset_of, init_ray, run_command_line
-from .link_corpus import output_store, part_tables
+from .corpus_output import output_store, part_tables
 
 
 @dataclass

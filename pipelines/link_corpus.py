@@ -18,7 +18,6 @@ no row is lost or duplicated.
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,7 @@ from elcore import fs, settings
 from elcore.catalogue import EntityCatalogue
 from elcore.corpus import FORMATS, Document, format_of, link_read, read_documents
 from elcore.errors import ConfigError
-from elcore.index import EntityIndex, load_index
+from elcore.index import load_index
 from elcore.overrides import InferenceOverrides
 from elcore.parts import PartStore
 
@@ -47,28 +46,12 @@ from .common import (
     spread,
     track,
 )
+from .corpus_output import LINKS_SCHEMA, STATUS_SCHEMA, output_store, rows_table, to_ipc, write_part
+from .shard_servers import RemoteShardedIndex, start_shard_servers
 
 RETRIEVAL = ("local", "shards")
 INPUTS_FILE = "_inputs.json"  # input file -> [read unit, size]: what a re-run keeps and what it adds
 
-LINKS_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("source", pa.string()),
-        ("line", pa.int64()),
-        ("start", pa.int64()),
-        ("end", pa.int64()),
-        ("mention", pa.string()),
-        ("entity_row", pa.int64()),
-        ("entity_id", pa.string()),
-        ("qid", pa.string()),
-        ("title", pa.string()),
-        ("score", pa.float64()),
-        ("mention_score", pa.float64()),
-        ("entity_score", pa.float64()),
-        ("window", pa.int32()),
-    ]
-)
 PART_SCHEMA = pa.schema(
     [
         ("part", pa.string()),
@@ -80,16 +63,6 @@ PART_SCHEMA = pa.schema(
         ("doc_id", pa.list_(pa.string())),
         ("text", pa.list_(pa.string())),
         ("error", pa.list_(pa.string())),
-    ]
-)
-STATUS_SCHEMA = pa.schema(
-    [
-        ("doc_id", pa.string()),
-        ("source", pa.string()),
-        ("line", pa.int64()),
-        ("status", pa.string()),
-        ("num_links", pa.int32()),
-        ("error", pa.string()),
     ]
 )
 
@@ -251,8 +224,8 @@ class CorpusLinker:
                 continue
             docs = [batch[key][i].tolist() for key in ("source", "line", "doc_id", "text", "error")]
             link_table, status_table = link_part(self.linker, *docs)
-            links.append(_to_ipc(link_table))
-            status.append(_to_ipc(status_table))
+            links.append(to_ipc(link_table))
+            status.append(to_ipc(status_table))
         keep = ("part", "weight", "skip", "docs")
         return {**{key: batch[key] for key in keep}, "links": links, "status": status}
 
@@ -291,158 +264,7 @@ def link_part(
         status_rows.append(
             (doc.id, doc.source, doc.line, result.status.value, len(result.links), result.error)
         )
-    return _table(link_rows, LINKS_SCHEMA), _table(status_rows, STATUS_SCHEMA)
-
-
-class ShardServer:
-    """Ray actor: one shard of a saved index in memory; `search` answers with shard-local ids."""
-
-    def __init__(self, index_url: str, number: int, threads: int) -> None:
-        import faiss
-
-        from elcore import index as elindex
-        from elcore.index import IndexSpec
-
-        faiss.omp_set_num_threads(threads)
-        manifest = fs.read_json(fs.join(index_url, elindex.MANIFEST))
-        start, end = manifest["shards"][number]
-        spec = IndexSpec.from_dict(manifest["spec"])
-        # elcore reads one shard with `read_shard` (used by `load_index` for all shards at once).
-        self.shard = elindex.read_shard(index_url, number, spec, manifest.get("metadata", {}), end - start)
-
-    def search(self, queries: np.ndarray, k: int):
-        return self.shard.search(queries, k)
-
-    def score_ids(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        return self.shard.score_ids(queries, ids)
-
-    def size(self) -> int:
-        return self.shard.serialized_size()
-
-
-class RemoteShardedIndex(EntityIndex):
-    """An `EntityIndex` whose shards live in `ShardServer` actors; plugs into `Linker(model, catalogue, index)`.
-
-    Each call goes to every shard actor at once (futures), and the answers are merged as
-    `ShardedIndex` merges its in-process shards, so results equal the in-process sharded index.
-    """
-
-    def __init__(
-        self, actors: list, sizes: list[int], dim: int, spec: dict[str, Any], metadata: dict[str, Any]
-    ) -> None:
-        from elcore.index import IndexSpec
-
-        self.actors, self.spec, self.metadata, self._dim = actors, IndexSpec.from_dict(spec), metadata, dim
-        bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.starts = bounds[:-1]
-        self.ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def ntotal(self) -> int:
-        return self.ranges[-1][1]
-
-    def search(self, queries: np.ndarray, k: int):
-        import ray
-
-        from elcore.index import merge_shard_results
-
-        shared = ray.put(np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32))
-        return merge_shard_results(ray.get([a.search.remote(shared, k) for a in self.actors]), self.starts, k)
-
-    def score_ids(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        import ray
-
-        from elcore.index import merge_shard_scores, split_ids
-
-        shared = ray.put(np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32))
-        local = split_ids(ids, self.ranges)
-        futures = [a.score_ids.remote(shared, mine) for a, mine in zip(self.actors, local, strict=True)]
-        return merge_shard_scores(ray.get(futures), local)
-
-    def save(self, url: str) -> None:
-        raise ConfigError("a RemoteShardedIndex is a view of shard actors; save the index it was loaded from")
-
-    def serialized_size(self) -> int:
-        import ray
-
-        return int(sum(ray.get([a.size.remote() for a in self.actors])))
-
-
-def start_shard_servers(index_url: str, shard_cpus: float) -> tuple:
-    """One `ShardServer` actor per shard of the index; returns `RemoteShardedIndex` constructor arguments."""
-    import ray
-
-    manifest = fs.read_json(fs.join(index_url, "index.json"))
-    server = ray.remote(num_cpus=shard_cpus)(ShardServer)
-    threads = max(1, int(shard_cpus))
-    actors = [server.remote(index_url, n, threads) for n in range(len(manifest["shards"]))]
-    sizes = [end - start for start, end in manifest["shards"]]
-    return actors, sizes, manifest["dim"], manifest["spec"], manifest.get("metadata", {})
-
-
-# -- write ------------------------------------------------------------------------------------------------
-
-
-def write_part(row: dict[str, Any], output: str) -> dict[str, Any]:
-    """Write a part's links and status, then its record (which marks the part done); return its counts."""
-    summary = {
-        "part": row["part"],
-        "weight": row["weight"],
-        "skipped": bool(row["skip"]),
-        "docs": int(row["docs"]),
-    }
-    if row["skip"]:
-        return {**summary, "links": 0, "linked": 0, "no_links": 0, "failed": 0}
-    links, status = _from_ipc(row["links"]), _from_ipc(row["status"])
-    counts = {"docs": status.num_rows, "links": links.num_rows, "linked": 0, "no_links": 0, "failed": 0}
-    for value in status.column("status").to_pylist():
-        counts[value] += 1
-    output_store(output).write(row["part"], {"links": links, "status": status}, counts)
-    return {**summary, **counts}
-
-
-def output_store(output: str) -> PartStore:
-    """The parts of a link-corpus output: `links/` and `status/` tables per part, `parts/` records."""
-    return PartStore(output, ("links", "status"))
-
-
-def part_tables(output: str, part: str) -> tuple[pa.Table, pa.Table]:
-    """The links and status tables of one written part."""
-    store = output_store(output)
-    return store.read("links", [part]), store.read("status", [part])
-
-
-def read_output(output: str, table: str = "links") -> pa.Table:
-    """All verified parts of `links` or `status` under a link-corpus output, in part order."""
-    found = output_store(output).read(table)
-    return found if found is not None else (LINKS_SCHEMA if table == "links" else STATUS_SCHEMA).empty_table()
-
-
-def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-    return pa.Table.from_arrays(
-        [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
-    )
-
-
-def links_from_ipc(row: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
-    """The links and status tables of the first part in a `CorpusLinker` output batch."""
-    return _from_ipc(row["links"][0]), _from_ipc(row["status"][0])
-
-
-def _to_ipc(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
-def _from_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
+    return rows_table(link_rows, LINKS_SCHEMA), rows_table(status_rows, STATUS_SCHEMA)
 
 
 # -- the pipeline ---------------------------------------------------------------------------------------------

@@ -300,7 +300,7 @@ def links_by_doc(table):
 
 @pytest.mark.timeout(120)
 def test_link_corpus_matches_in_process_linker(linked, work, reference):
-    from pipelines.link_corpus import read_output
+    from pipelines.corpus_output import read_output
 
     config, summary = linked
     links, status = read_output(config.output, "links"), read_output(config.output, "status")
@@ -329,7 +329,8 @@ def test_link_corpus_matches_in_process_linker(linked, work, reference):
 
 @pytest.mark.timeout(120)
 def test_link_corpus_with_shard_actors_gives_the_same_links(linked, work):
-    from pipelines.link_corpus import read_output, run
+    from pipelines.corpus_output import read_output
+    from pipelines.link_corpus import run
 
     config, _ = linked
     shards = dataclasses.replace(
@@ -343,7 +344,8 @@ def test_link_corpus_with_shard_actors_gives_the_same_links(linked, work):
 
 @pytest.mark.timeout(120)
 def test_link_corpus_rerun_rewrites_missing_and_truncated_parts_only(linked, work):
-    from pipelines.link_corpus import read_output, run
+    from pipelines.corpus_output import read_output
+    from pipelines.link_corpus import run
 
     config, first = linked
     links, status = read_output(config.output, "links"), read_output(config.output, "status")
@@ -371,7 +373,8 @@ def test_link_corpus_rerun_rewrites_missing_and_truncated_parts_only(linked, wor
 @pytest.mark.timeout(300)  # the module's fixtures (Ray, the model, the index) when run alone
 def test_link_corpus_takes_new_input_files_and_refuses_changed_ones(linked, work):
     from elcore.errors import ConfigError
-    from pipelines.link_corpus import read_output, run
+    from pipelines.corpus_output import read_output
+    from pipelines.link_corpus import run
 
     config, full = linked
     corpus = work["root"] / "growing"
@@ -401,7 +404,7 @@ def test_a_killed_link_corpus_driver_leaves_no_process_and_resumes_exactly(work,
     """SIGKILL the driver after its first parts; every process it started goes, and a re-run ends with
     every input row once and the uninterrupted links."""
     from pipelines import reaper
-    from pipelines.link_corpus import read_output
+    from pipelines.corpus_output import read_output
 
     rng = random.Random(3)
     docs = [{"id": f"k{i}", "text": " ".join(rng.choices(WORDS, k=rng.randint(3, 30)))} for i in range(240)]
@@ -445,7 +448,8 @@ def test_a_killed_link_corpus_driver_leaves_no_process_and_resumes_exactly(work,
 def test_parquet_and_text_inputs_through_the_predictor(work, index_url, reference):
     """Read parts of each input format and call the predictor on them directly (no Ray): what the pipeline
     does per part, so these formats need no Ray run of their own."""
-    from pipelines.link_corpus import CorpusLinker, LinkCorpusConfig, links_from_ipc, plan_units, read_parts
+    from pipelines.corpus_output import from_ipc
+    from pipelines.link_corpus import CorpusLinker, LinkCorpusConfig, plan_units, read_parts
 
     docs = work["docs"][:6]
     pq.write_table(
@@ -471,7 +475,8 @@ def test_parquet_and_text_inputs_through_the_predictor(work, index_url, referenc
         fmt, units = plan_units(config)
         parts = read_parts(units[0], fmt, url, fields[0], fields[1], 100, frozenset())
         batch = {key: np.array([parts[0][key]], dtype=object) for key in parts[0]}
-        links, status = links_from_ipc(predictor(batch))
+        linked = predictor(batch)
+        links, status = from_ipc(linked["links"][0]), from_ipc(linked["status"][0])
         assert links_by_doc(links) == {ids(k): v for k, v in expected.items()}
         failed = [r for r in status.to_pylist() if r["status"] == "failed"]
         assert status.num_rows == 7 and len(failed) == 1
