@@ -8,32 +8,24 @@ One line is one example with aligned per-mention lists:
 `mentions[i]` is a `[start, end)` character span or `null` (entity-level gold only). The gold id is read from
 `entity_id` (catalogue ids, e.g. `"enwiki:..."`) when present, else from `wikidata_id`. ELQ's tokenized fields
 (`tokenized_text_ids`, `tokenized_mention_idxs`, `label_id`, `label`, ...) are ignored. Every record is
-validated; a bad one raises `InputRecordError` naming the file, the line, the field and what is wrong, or, with
-`on_error="collect"`, is yielded as that error so a corpus job can report it and go on.
+validated; a bad one raises `InputRecordError` naming the file, the line, the field and what is wrong (corpus
+jobs, which must go on past a bad record, read documents with `elcore.corpus.read_documents`).
 """
 
 from __future__ import annotations
 
-import enum
 import gzip
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from elcore.errors import ConfigError, InputRecordError
+from elcore.errors import InputRecordError
 from elcore.fs import filesystem, write_bytes_atomic
 
 # The optional per-mention lists; the id list is `entity_id` or `wikidata_id` (see `_ID_FIELDS`).
 _ID_FIELDS = ("entity_id", "wikidata_id")
 _OPTIONAL_FIELDS = ("entity", "span_source")
-
-
-class OnError(str, enum.Enum):
-    """What `iter_examples` does with a bad record: raise it, or yield the error in its place."""
-
-    RAISE = "raise"
-    COLLECT = "collect"
 
 
 @dataclass(frozen=True)
@@ -101,42 +93,23 @@ class Example:
         }
 
 
-def iter_examples(
-    url: str, *, limit: int | None = None, on_error: OnError | str = OnError.RAISE
-) -> Iterator[Example | InputRecordError]:
+def iter_examples(url: str, *, limit: int | None = None) -> Iterator[Example]:
     """Stream the examples of a jsonl file (local or any fsspec URL; `.gz` is decompressed).
 
     Args:
         url: the file.
-        limit: stop after this many records (good or bad); None reads everything.
-        on_error: `"raise"` raises the first `InputRecordError`; `"collect"` yields it in the record's place
-            (its `record` is the 1-based line number), so nothing is dropped without a trace.
+        limit: stop after this many examples; None reads everything.
 
-    Yields:
-        An `Example` per non-blank line, or an `InputRecordError` for a bad line when collecting.
-
-    Example:
-        >>> [type(x).__name__ for x in iter_examples("memory://d.jsonl", on_error="collect")]
-        ['Example', 'InputRecordError', 'Example']
+    Raises:
+        InputRecordError: at the first bad record (its `record` is the 1-based line number).
     """
-    # Checked here, not on the first `next`: a wrong option fails at the call that passed it.
-    return _iter_examples(url, limit, _on_error(on_error))
-
-
-def _iter_examples(url: str, limit: int | None, mode: OnError) -> Iterator[Example | InputRecordError]:
     if limit is not None and limit <= 0:
         return
     produced = 0
     for line_no, raw in jsonl_lines(url):
         if not raw.strip():
             continue
-        try:
-            item: Example | InputRecordError = _parse(decode_line(raw, url, line_no), url, line_no)
-        except InputRecordError as err:
-            if mode is OnError.RAISE:
-                raise
-            item = err
-        yield item
+        yield _parse(decode_line(raw, url, line_no), url, line_no)
         produced += 1
         if limit is not None and produced >= limit:
             return
@@ -150,7 +123,7 @@ def read_examples(url: str, limit: int | None = None) -> list[Example]:
         >>> len(examples), examples[0].mentions[0].entity
         (619, 'Q866345')
     """
-    return [x for x in iter_examples(url, limit=limit) if isinstance(x, Example)]
+    return list(iter_examples(url, limit=limit))
 
 
 def write_examples(url: str, examples: Iterable[Example]) -> int:
@@ -161,14 +134,6 @@ def write_examples(url: str, examples: Iterable[Example]) -> int:
         data = gzip.compress(data, mtime=0)
     write_bytes_atomic(url, data)
     return len(lines)
-
-
-def _on_error(value: OnError | str) -> OnError:
-    try:
-        return OnError(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in OnError)
-        raise ConfigError(f"on_error must be one of {allowed}, got {value!r}") from None
 
 
 def require_jsonl_file(url: str, hint: str = "") -> None:

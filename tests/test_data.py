@@ -11,7 +11,7 @@ import pytest
 
 from elcore import settings
 from elcore.data import Example, GoldMention, iter_examples, read_examples, write_examples
-from elcore.errors import ConfigError, InputRecordError
+from elcore.errors import InputRecordError
 
 KIT_LINE = {
     "id": "WebQTrn-2987",
@@ -170,9 +170,10 @@ def test_bad_record_names_line_and_field(mem_dir, line, field, reason):
     assert reason in err.reason
     assert f"record 3: field {field!r}" in str(err)
 
-    items = list(iter_examples(url, on_error="collect"))
-    assert [type(x) for x in items] == [Example, InputRecordError, Example]
-    assert (items[1].record, items[1].field) == (3, field)
+    streamed = iter_examples(url)
+    assert isinstance(next(streamed), Example)  # the good line before it streams
+    with pytest.raises(InputRecordError):
+        next(streamed)
 
 
 def test_error_names_the_id_when_known(mem_dir):
@@ -190,14 +191,9 @@ def test_invalid_utf8_is_a_record_error(mem_dir):
     url = f"{mem_dir}/bin.jsonl"
     with fsspec.open(url, "wb") as f:
         f.write(json.dumps(KIT_LINE).encode() + b"\n" + b'{"id": "\xff"}\n')
-    (good, bad) = iter_examples(url, on_error="collect")
-    assert isinstance(good, Example)
-    assert (bad.record, bad.field) == (2, "<line>") and "UTF-8" in bad.reason
-
-
-def test_on_error_must_be_known():
-    with pytest.raises(ConfigError, match="collect"):
-        iter_examples("memory://nothing.jsonl", on_error="skip")
+    with pytest.raises(InputRecordError) as info:
+        read_examples(url)
+    assert (info.value.record, info.value.field) == (2, "<line>") and "UTF-8" in info.value.reason
 
 
 @pytest.mark.parametrize("name", ["ex.jsonl", "ex.jsonl.gz"])
