@@ -25,7 +25,8 @@ from elcore.embeddings import EmbeddingsManifest, read_manifest, table_to_vector
 from elcore.errors import ConfigError, EmbeddingsNotFoundError, IndexMismatchError
 from elcore.index import IndexSpec
 
-from .common import init_ray, prepare_output, run_command_line
+from .common import init_ray, prepare_output
+from .options import run_command_line
 
 
 @dataclass

@@ -16,7 +16,7 @@ import typer
 from elcore import settings
 from elcore.overrides import InferenceOverrides
 
-from .common import docstring_args
+from .options import docstring_args
 
 app = typer.Typer(
     add_completion=False,
@@ -281,7 +281,7 @@ def _kb_build(config) -> dict:
 def _register_kb_build() -> None:
     from elcore.wikipedia.config import KbBuildConfig
 
-    from .common import config_command
+    from .options import config_command
 
     kb_app.command("build")(config_command(KbBuildConfig, _kb_build))
 

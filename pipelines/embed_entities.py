@@ -42,9 +42,9 @@ from .common import (
     model_fingerprint,
     part_name,
     prepare_output,
-    run_command_line,
     track,
 )
+from .options import run_command_line
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 

@@ -23,8 +23,9 @@ from elcore import fs
 from elcore.errors import ConfigError, EvaluationInputError
 from elcore.metrics import merge_reports
 
-from .common import IO_TASK_CPUS, dataset_of, init_ray, run_command_line
+from .common import IO_TASK_CPUS, dataset_of, init_ray
 from .corpus_output import output_store, part_tables
+from .options import run_command_line
 
 
 @dataclass

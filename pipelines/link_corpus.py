@@ -42,11 +42,11 @@ from .common import (
     model_fingerprint,
     part_name,
     prepare_output,
-    run_command_line,
     spread,
     track,
 )
 from .corpus_output import LINKS_SCHEMA, STATUS_SCHEMA, output_store, rows_table, to_ipc, write_part
+from .options import run_command_line
 from .shard_servers import RemoteShardedIndex, start_shard_servers
 
 RETRIEVAL = ("local", "shards")

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from .common import config_command
+from .options import config_command
 
 # command name -> (module, config class name)
 STAGES = {

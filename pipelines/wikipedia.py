@@ -22,7 +22,7 @@ from elcore.wikipedia.config import KbBuildConfig, KbBuildStats
 from elcore.wikipedia.dump import ByteRange, plan_ranges, read_multistream_index, read_siteinfo
 from elcore.wikipedia.extract import PageParser, ParseSettings, PartResult
 
-from .common import run_command_line
+from .options import run_command_line
 
 
 class RangeParser:

@@ -160,7 +160,8 @@ def test_link_and_link_corpus_take_the_same_inference_options():
 
 def test_stage_options_are_the_nested_specs_fields():
     from pipelines.build_index import BuildIndexConfig
-    from pipelines.common import ActorResources, build_config
+    from pipelines.common import ActorResources
+    from pipelines.options import build_config
 
     index = _options(["build-index"])
     assert {"--kind", "--nprobe", "--hnsw-m", "--num-shards"} <= set(index) and index[
@@ -176,7 +177,7 @@ def test_stage_options_are_the_nested_specs_fields():
 def test_nested_options_take_their_fields_prefix():
     from dataclasses import dataclass, field
 
-    from pipelines.common import build_config, config_options
+    from pipelines.options import build_config, config_options
 
     @dataclass
     class Inner:
