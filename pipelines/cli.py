@@ -208,40 +208,20 @@ def encode_entities(
     typer.echo(json.dumps({"entities": len(entities), "dim": vectors.shape[1], "output": output}))
 
 
-@app.command()
-def train(
-    recipe: Annotated[str | None, typer.Option(help="a named recipe (see `elq recipes`)")] = None,
-    config: Annotated[str | None, typer.Option(help="JSON file of TrainConfig fields")] = None,
-    set: Annotated[list[str] | None, typer.Option("--set", help="override a field: name=JSON value")] = None,
-    workers: Annotated[int, typer.Option(help="Ray Train workers (0: this process, no Ray)")] = 0,
-    use_gpu: bool = False,
-) -> None:
-    """Train a linker (ELQ's losses): in this process, or with Ray Train when --workers > 0."""
-    from elcore.recipes import parse_overrides, set_value
-    from elcore.train_config import TrainConfig
-    from elcore.training import train as run_training
+def _train(job) -> dict:
+    from .train import run_job  # torch and the training loop load only when it runs
 
-    values: dict = {}
-    if recipe:
-        from elcore.recipes import recipe_config
+    return run_job(job)
 
-        values.update(recipe_config(recipe))
-    if config:
-        values.update(json.loads(Path(config).read_text()))
-    for key, value in parse_overrides(set or []).items():
-        set_value(values, key, value)
-    train_config = TrainConfig.from_dict(values)
-    if workers:
-        from .train import run as run_distributed
 
-        summary = run_distributed(train_config, num_workers=workers, use_gpu=use_gpu)
-    else:
-        summary = run_training(train_config)
-    if train_config.hybrid:
-        from elcore.hybrid import train_hybrid_linker
+def _register_train() -> None:
+    from .options import config_command
+    from .train_job import TrainJob
 
-        summary["hybrid"] = train_hybrid_linker(train_config)
-    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    app.command("train")(config_command(TrainJob, _train))
+
+
+_register_train()
 
 
 @app.command()

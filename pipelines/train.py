@@ -17,21 +17,20 @@ lines. `num_workers=0` trains in this process without Ray.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 
 from elcore import fs, settings
-from elcore.errors import ConfigError, ElqError
-from elcore.recipes import parse_overrides, recipe_config, set_value
+from elcore.errors import ConfigError
 from elcore.train_config import TrainConfig
 from elcore.training import TrainingRuntime, train
+
+from .options import run_command_line
+from .train_job import TrainJob
 
 log = logging.getLogger(__name__)
 
@@ -223,47 +222,29 @@ def _absolute(config: TrainConfig) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--recipe", help="webqsp, wiki, finetune or frozen-entities")
-    parser.add_argument("--config", help="JSON file of TrainConfig fields (applied after the recipe)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override a field (JSON value; model.<field> for ElqConfig fields); repeatable",
+def run_job(job: TrainJob) -> dict:
+    """Train as `job` says; when the config has a hybrid step (`--recipe hybrid`), fit it on the best
+    model. Returns the summary without the per-evaluation history."""
+    config = job.train_config()
+    summary = run(
+        config,
+        num_workers=job.workers,
+        use_gpu=job.use_gpu,
+        storage_path=job.storage_path,
+        resume=job.resume,
+        max_failures=job.max_failures,
+        cpus_per_worker=job.cpus_per_worker,
     )
-    parser.add_argument("--workers", type=int, default=2, help="Ray Train workers (0: this process)")
-    parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker (nccl, AMP if amp is set)")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
-    parser.add_argument("--storage-path", help="Ray checkpoint storage (local, s3://, gs://)")
-    parser.add_argument("--no-resume", action="store_true", help="discard checkpoints of a previous run")
-    parser.add_argument("--max-failures", type=int, default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings.hf_offline()
-    try:
-        values = recipe_config(args.recipe) if args.recipe else {}
-        if args.config:
-            values.update(fs.read_json(args.config))
-        for key, value in parse_overrides(args.set).items():
-            set_value(values, key, value)
-        summary = run(
-            TrainConfig.from_dict(values),
-            num_workers=args.workers,
-            use_gpu=args.use_gpu,
-            storage_path=args.storage_path,
-            resume=not args.no_resume,
-            max_failures=args.max_failures,
-            cpus_per_worker=args.cpus_per_worker,
-        )
-    except ElqError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2, default=float))
-    return 0
+    if config.hybrid:
+        from elcore.hybrid import train_hybrid_linker
+
+        summary["hybrid"] = train_hybrid_linker(config)
+    return {k: v for k, v in summary.items() if k != "history"}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return run_command_line(TrainJob, run_job, "train", argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -101,5 +101,21 @@ def test_bad_recipe_values_are_clear_errors(kit_dir):
 def test_cli_reports_a_bad_recipe_without_starting_ray(capsys):
     from pipelines.train import main
 
-    assert main(["--recipe", "nope"]) == 2
-    assert "unknown recipe 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--recipe", "nope"])
+    assert exit_info.value.code == 2 and "unknown recipe 'nope'" in capsys.readouterr().err
+
+
+def test_one_job_config_for_elq_train_and_the_module(tmp_path):
+    import json
+
+    from pipelines.options import config_options
+    from pipelines.train_job import TrainJob
+
+    (tmp_path / "extra.json").write_text(json.dumps({"epochs": 5, "batch_size": 8}))
+    job = TrainJob(recipe="frozen-entities", config=str(tmp_path / "extra.json"), set=["epochs=2"])
+    config = job.train_config()
+    assert (config.epochs, config.batch_size, config.freeze_entities) == (2, 8, True)  # recipe < file < --set
+    names = {o.name for o in config_options(TrainJob)}
+    assert {"workers", "storage_path", "resume", "max_failures", "cpus_per_worker"} <= names
+    assert TrainJob().workers == 0
