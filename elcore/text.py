@@ -82,13 +82,11 @@ def tokenize(tokenizer, texts: Sequence[str]) -> list[TokenizedText]:
     """Tokenise texts with a fast (Rust) tokenizer, keeping character offsets and word starts."""
     if not texts:
         return []
-    encoded = tokenizer(
-        list(texts), add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
-    )
     result = []
-    for i, ids in enumerate(encoded["input_ids"]):
-        offsets = np.asarray(encoded["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
-        word_ids = encoded.word_ids(i)
+    for encoding in tokenizer.encode_texts(texts):
+        ids = encoding.ids
+        offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+        word_ids = encoding.word_ids
         word_starts = np.array(
             [j == 0 or word_ids[j] != word_ids[j - 1] for j in range(len(ids))], dtype=bool
         )

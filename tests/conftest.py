@@ -21,7 +21,8 @@ barack obama united states america amazon forest jaguar car animal play played p
 
 def write_tiny_base(path: Path) -> Path:
     """A randomly initialised 2-layer BERT with a small uncased WordPiece vocabulary."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -29,7 +30,17 @@ def write_tiny_base(path: Path) -> Path:
     pieces = ["##" + c for c in letters] + ["##s", "##es", "##ed", "##ing"]
     vocab = list(dict.fromkeys(specials + letters + WORDS + pieces))
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    # Built by `tokenizers` from the vocabulary (transformers 5's BertTokenizerFast(vocab_file=...)
+    # ignores the file and keeps only the special tokens, so every word would be [UNK]).
+    wordpiece = BertWordPieceTokenizer(str(path / "vocab.txt"), lowercase=True)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece._tokenizer,
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        mask_token="[MASK]",
+    )
     tokenizer.save_pretrained(path)
     torch.manual_seed(0)
     config = BertConfig(

@@ -6,9 +6,9 @@ from elcore.text import central_span_mask, char_span, collate_windows, make_wind
 
 @pytest.fixture()
 def tokenizer(tiny_base_dir):
-    from transformers import AutoTokenizer
+    from elcore.tokenizer import WordpieceTokenizer
 
-    return AutoTokenizer.from_pretrained(tiny_base_dir)
+    return WordpieceTokenizer.load(str(tiny_base_dir))
 
 
 def test_offsets_point_into_the_original_text(tokenizer):
