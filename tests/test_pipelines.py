@@ -398,12 +398,36 @@ def test_link_corpus_takes_new_input_files_and_refuses_changed_ones(linked, work
         run(growing)
 
 
+SMALL_FLAGS = ["--num-actors", "1", "--cpus-per-actor", "0.25", "--torch-threads", "1"]
+
+
+def kill_after_parts(command: list[str], output, parts: int, of: int) -> None:
+    """Run a stage's module in its own local Ray, SIGKILL the driver once `parts` of its `of` parts are
+    recorded, and check that every process it started is gone; then run it again to the end."""
+    from pipelines import reaper
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records, deadline = output / "parts", time.monotonic() + 180
+    while len(list(records.glob("*.json")) if records.exists() else []) < parts:
+        assert driver.poll() is None and time.monotonic() < deadline, "the job ended before it was killed"
+        time.sleep(0.05)
+    started = reaper.descendants(driver.pid)  # raylet, GCS, agents, workers
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert len(list(records.glob("*.json"))) < of
+    deadline = time.monotonic() + 30
+    while reaper.still_running(started) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert reaper.still_running(started) == [], "processes of the killed job are still running"
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts the driver's processes in /proc")
 def test_a_killed_link_corpus_driver_leaves_no_process_and_resumes_exactly(work, index_url, reference):
     """SIGKILL the driver after its first parts; every process it started goes, and a re-run ends with
     every input row once and the uninterrupted links."""
-    from pipelines import reaper
     from pipelines.corpus_output import read_output
 
     rng = random.Random(3)
@@ -413,36 +437,23 @@ def test_a_killed_link_corpus_driver_leaves_no_process_and_resumes_exactly(work,
     (corpus / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     command = [sys.executable, "-m", "pipelines.link_corpus", "--input", str(corpus), "--output", str(out)]
     command += ["--model", work["model"], "--catalogue", work["catalogue_url"], "--index", index_url]
-    command += [
-        "--docs-per-part",
-        "10",
-        "--num-actors",
-        "1",
-        "--cpus-per-actor",
-        "0.25",
-        "--torch-threads",
-        "1",
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray
-    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    records, deadline = out / "parts", time.monotonic() + 180
-    while len(list(records.glob("*.json")) if records.exists() else []) < 2:
-        assert driver.poll() is None and time.monotonic() < deadline, "the job ended before it was killed"
-        time.sleep(0.05)
-    started = reaper.descendants(driver.pid)  # raylet, GCS, agents, workers
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    assert len(list(records.glob("*.json"))) < 24
-    deadline = time.monotonic() + 30
-    while reaper.still_running(started) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert reaper.still_running(started) == [], "processes of the killed job are still running"
-
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_after_parts([*command, "--docs-per-part", "10", *SMALL_FLAGS], out, parts=2, of=24)
     status = read_output(str(out), "status")
     assert sorted(status.column("doc_id").to_pylist()) == sorted(d["id"] for d in docs)
     expected = expected_links(reference, docs)
     assert links_by_doc(read_output(str(out), "links")) == {k: v for k, v in expected.items() if v}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts the driver's processes in /proc")
+def test_a_killed_embed_entities_driver_leaves_no_process_and_resumes_exactly(embedded, work):
+    from elcore.embeddings import read_embeddings
+
+    out = work["root"] / "emb-killed"
+    command = [sys.executable, "-m", "pipelines.embed_entities", "--catalogue", work["catalogue_url"]]
+    command += ["--model", work["model"], "--output", str(out), "--rows-per-part", "4", "--batch-size", "4"]
+    kill_after_parts([*command, *SMALL_FLAGS], out, parts=2, of=NUM_ENTITIES // 4)
+    np.testing.assert_array_equal(read_embeddings(str(out))[0], read_embeddings(embedded[0].output)[0])
 
 
 def test_parquet_and_text_inputs_through_the_predictor(work, index_url, reference):
