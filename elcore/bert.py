@@ -181,7 +181,7 @@ class BertEncoder(nn.Module):
         with open(os.path.join(path, CONFIG), encoding="utf-8") as f:
             config = json.load(f)
         state = load_file(os.path.join(path, WEIGHTS))
-        state = {k.removeprefix("bert."): v for k, v in state.items()}
+        state = {_modern_name(k.removeprefix("bert.")): v for k, v in state.items()}
         encoder = cls(config, pooler=any(k.startswith("pooler.") for k in state))
         names = set(encoder.state_dict())
         encoder.load_state_dict({k: v for k, v in state.items() if k in names}, strict=True)
@@ -193,6 +193,15 @@ class BertEncoder(nn.Module):
             json.dump({**self.config_dict, "architectures": ["BertModel"]}, f, indent=2, sort_keys=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(weights, os.path.join(path, WEIGHTS))
+
+
+def _modern_name(key: str) -> str:
+    """Original BERT checkpoints name LayerNorm parameters gamma/beta (transformers renames them too)."""
+    if key.endswith("LayerNorm.gamma"):
+        return key.removesuffix("gamma") + "weight"
+    if key.endswith("LayerNorm.beta"):
+        return key.removesuffix("beta") + "bias"
+    return key
 
 
 def supported(config: dict[str, Any]) -> bool:
@@ -211,7 +220,10 @@ def load_encoder(path: str) -> nn.Module:
     if os.path.exists(config_path) and os.path.exists(os.path.join(path, WEIGHTS)):
         with open(config_path, encoding="utf-8") as f:
             if supported(json.load(f)):
-                return BertEncoder.from_pretrained(path)
+                try:
+                    return BertEncoder.from_pretrained(path)
+                except RuntimeError:  # weights under names it does not know: transformers maps them
+                    pass
     from transformers import AutoModel
 
     return AutoModel.from_pretrained(path, use_safetensors=True)

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,10 +180,14 @@ _KNOWN_AS = re.compile(
 
 
 def is_person(article: dict) -> bool:
-    """Whether an article is about a person: its topic says so, or its description gives life dates
-    or an office ("President of South Africa from 1994 to 1999")."""
+    """Whether an article is about a person: its topic says so, or, among the uncategorised top
+    articles, its description gives life dates or an office ("President of South Africa from 1994
+    to 1999"). Dates alone do not make a person elsewhere ("Berlin Wall", "Doctor Who")."""
+    if article["topic"] == "People":
+        return True
     description = article["description"]
-    return article["topic"] == "People" or bool(_LIFE_DATES.search(description) or _OFFICE.match(description))
+    dated = bool(_LIFE_DATES.search(description) or _OFFICE.match(description))
+    return article["topic"] == "Uncategorized" and dated
 
 
 def _person_aliases(article: dict) -> list[str]:
@@ -234,7 +239,7 @@ def silver_examples(
                     mentions.append(GoldMention(m.start(), m.end(), own_id, None, "string_match"))
         mentions.sort(key=lambda g: g.start)
         # One example per sentence: everyday input is a sentence or two, not a 400-character lead.
-        for k, (start, end) in enumerate(_sentences(text)):
+        for k, (start, end) in enumerate(_sentences(text, mentions)):
             inside = tuple(
                 dataclasses.replace(g, start=g.start - start, end=g.end - start)
                 for g in mentions
@@ -329,10 +334,20 @@ def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:
     return result
 
 
-def _sentences(text: str) -> list[tuple[int, int]]:
-    """Character ranges of the sentences of a paragraph (a stop followed by a capital starts a new one)."""
-    starts = [0] + [m.end() for m in re.finditer(r"(?<=[.!?])\s+(?=[A-Z])", text)]
-    ends = [m.start() for m in re.finditer(r"(?<=[.!?])\s+(?=[A-Z])", text)] + [len(text)]
+_NO_BREAK_AFTER = re.compile(r"(?:\b[A-Z]|\b(?:Dr|Mr|Mrs|Ms|St|Mt|Jr|Sr|No|Gen|Col|Lt|vs|U\.S|U\.K))\.$")
+
+
+def _sentences(text: str, mentions: Sequence[GoldMention] = ()) -> list[tuple[int, int]]:
+    """Character ranges of the sentences of a paragraph: a stop followed by a capital starts a new one,
+    except after an initial or an abbreviation ("Harry S. Truman", "Dr. Watson") or inside a mention."""
+    breaks = [
+        m
+        for m in re.finditer(r"(?<=[.!?])\s+(?=[A-Z])", text)
+        if not _NO_BREAK_AFTER.search(text[: m.start()])
+        and not any(g.start < m.start() and m.end() < g.end for g in mentions)
+    ]
+    starts = [0] + [m.end() for m in breaks]
+    ends = [m.start() for m in breaks] + [len(text)]
     return [(a, b) for a, b in zip(starts, ends, strict=True) if text[a:b].strip()]
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .catalogue import EntityCatalogue
 from .data import Example, read_examples
+from .errors import ConfigError
 from .evaluation import default_thresholds, evaluate_linker
 from .index import EntityIndex, FaissIndex, IndexSpec
 from .linker import Linker
@@ -81,7 +82,13 @@ class DevEvaluation:
         catalogue: EntityCatalogue,
         frozen_index: EntityIndex | None,
     ) -> DevEvaluation:
-        sets = {_set_name(url): read_examples(url, config.max_dev_examples) for url in config.dev_data}
+        names = [_set_name(url) for url in config.dev_data]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"dev sets need distinct folder/file names, got {names} for {config.dev_data}")
+        sets = {
+            name: read_examples(url, config.max_dev_examples)
+            for name, url in zip(names, config.dev_data, strict=True)
+        }
         sample = None
         if sets and config.dev_catalogue_sample and frozen_index is None:
             sample = _dev_catalogue(catalogue, sets, config.dev_catalogue_sample, config.seed)

@@ -96,6 +96,8 @@ class PartStore:
             url = self._file(name, part)
             if want is None or not fs.exists(url):
                 problem = f"{name} file missing"
+            elif (size := fs.filesystem(url)[0].size(fs.filesystem(url)[1])) != want["bytes"]:
+                problem = f"{name} file is {size} bytes, its record says {want['bytes']}"  # before reading it
             else:
                 contents[name] = data = fs.read_bytes(url)
                 if len(data) != want["bytes"]:

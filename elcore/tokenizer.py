@@ -93,8 +93,11 @@ class WordpieceTokenizer:
         os.makedirs(path, exist_ok=True)
         if self.source and os.path.exists(os.path.join(self.source, TOKENIZER_FILE)):
             for name in TOKENIZER_FILES:  # as they came (a base checkpoint's folder holds its weights too)
-                if os.path.exists(os.path.join(self.source, name)):
-                    shutil.copyfile(os.path.join(self.source, name), os.path.join(path, name))
+                source, target = os.path.join(self.source, name), os.path.join(path, name)
+                if os.path.exists(source) and not (
+                    os.path.exists(target) and os.path.samefile(source, target)
+                ):
+                    shutil.copyfile(source, target)
             return
         self._texts.save(os.path.join(path, TOKENIZER_FILE))
         config = {"tokenizer_class": "BertTokenizer", **self.config}

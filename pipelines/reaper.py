@@ -2,9 +2,11 @@
 
 A SIGKILLed driver takes its raylet and GCS with it, but Ray's dashboard and runtime-env agents
 live on: they notice the raylet is gone, then block publishing that to the dead GCS. `watch()`
-starts this module as a detached process that keeps a list of the driver's descendants (pid and
-start time, from /proc) and, once the driver's pipe closes, SIGKILLs those still running. Linux
-only; elsewhere `watch` does nothing.
+starts this module as a detached process that keeps a list of the driver's Ray descendants (pid
+and start time, from /proc; a process is Ray's when its command line names Ray: `raylet`,
+`gcs_server`, `ray::...` workers and agents) and, once the driver's pipe closes or the driver is
+gone, SIGKILLs those still running. Other children of the driver are never touched. Linux only;
+elsewhere `watch` does nothing.
 
     >>> ray.init(...)        # a local Ray started by this process
     >>> reaper.watch()
@@ -40,6 +42,15 @@ def _processes() -> dict[int, tuple[int, int]]:
     return found
 
 
+def _is_ray(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return b"ray::" in command or b"/ray/" in command
+
+
 def descendants(pid: int) -> dict[int, int]:
     """The processes below `pid` (children, their children, ...): pid -> start time."""
     processes = _processes()
@@ -70,13 +81,14 @@ def _kill(pids: list[int]) -> None:
 
 
 def watch() -> subprocess.Popen | None:
-    """Start the reaper for this process: after this process ends, it kills every descendant of it
-    still running, then stops."""
+    """Start the reaper for this process: after this process ends, it kills the Ray processes it
+    started that are still running, then stops."""
     if not os.path.isdir("/proc"):
         return None
     read_end, write_end = os.pipe()
-    reaper = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.reaper", str(os.getpid())],
+    started = _processes()[os.getpid()][1]
+    reaper = subprocess.Popen(  # the file itself: it needs the standard library only, not an install
+        [sys.executable, os.path.abspath(__file__), str(os.getpid()), str(started)],
         stdin=read_end,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -87,11 +99,21 @@ def watch() -> subprocess.Popen | None:
     return reaper
 
 
-def main(driver: int) -> None:
+def _close_pipes_in_child() -> None:
+    """A forked child must not hold the pipe open: the reaper would wait for it, not the driver."""
+    while _PIPES:
+        os.close(_PIPES.pop())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_pipes_in_child)
+
+
+def main(driver: int, driver_started: int) -> None:
     me, known = os.getpid(), {}
-    while True:
+    while still_running({driver: driver_started}):  # not a new process that reused the driver's pid
         for pid, started in descendants(driver).items():
-            if pid != me:
+            if pid != me and _is_ray(pid):
                 known[pid] = started
         readable, _, _ = select.select([sys.stdin], [], [], POLL_SECONDS)
         if readable and not os.read(sys.stdin.fileno(), 1):
@@ -101,4 +123,4 @@ def main(driver: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), int(sys.argv[2]))

@@ -163,6 +163,10 @@ def run(
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     if num_workers == 0:
+        checkpoints = fs.join(config.output_dir, "checkpoints")
+        if not resume and fs.exists(checkpoints):
+            filesystem, path = fs.filesystem(checkpoints)
+            filesystem.rm(path, recursive=True)
         return train(config)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer

@@ -64,3 +64,21 @@ def test_trains(tiny_base_dir, batch):
         "embeddings.word_embeddings.weight" in grads
         and "encoder.layer.0.attention.self.query.weight" in grads
     )
+
+
+def test_original_bert_names_load(tiny_base_dir, tmp_path, batch):
+    """Google's BERT checkpoints call LayerNorm parameters gamma and beta, under a `bert.` prefix."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(tiny_base_dir / "model.safetensors"))
+    renamed = {
+        "bert."
+        + k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+        for k, v in state.items()
+    }
+    (tmp_path / "old").mkdir()
+    save_file(renamed, str(tmp_path / "old" / "model.safetensors"))
+    (tmp_path / "old" / "config.json").write_text((tiny_base_dir / "config.json").read_text())
+    assert torch.equal(
+        _states(load_encoder(str(tmp_path / "old")), batch), _states(load_encoder(str(tiny_base_dir)), batch)
+    )

@@ -98,6 +98,7 @@ def test_catalogue_has_surnames_of_people(wheel_dir):
         ),
         ("Alexander the Great", "People", "King of Macedon (356–323 BC)", "...", []),
         ("Ottoman Empire", "Uncategorized", "Former empire (1299–1922)", "...", []),
+        ("Berlin Wall", "History", "Former barrier in Berlin (1961–1989)", "...", []),
         ("Paris", "Uncategorized", "Capital of France", "...", []),
     ],
 )
@@ -112,6 +113,8 @@ def test_training_examples_are_sentences_with_their_own_mentions(wheel_dir):
         "England is part of the United Kingdom.",
         "Isaac Newton was born in England.",
     ]
+    initials = "Harry S. Truman met Dr. Watson in the U.S. Army. He left."
+    assert [initials[a:b] for a, b in _sentences(initials)] == [initials[:-9], "He left."]
     articles = read_vital_articles(next(wheel_dir.glob("*.whl")))
     examples = silver_examples(articles, vital_catalogue(articles), DefaultBuildConfig(lowercase_share=0.0))
     by_text = {e.text: e for e in examples}

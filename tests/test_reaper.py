@@ -14,16 +14,18 @@ from pipelines import reaper
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="the reaper reads /proc (Linux)")
 
-# A driver that starts the reaper, then a child that starts a grandchild (both sleeping), and reports
-# their pids; the grandchild is in its own session, as Ray's agents are not the driver's children.
+# A driver that starts the reaper, then a child that starts a grandchild (both sleeping, named as Ray
+# names its processes), and a third child of its own that is not Ray's; it reports their pids. The
+# grandchild is in its own session, as Ray's agents are not the driver's children.
 DRIVER = """
 import subprocess, sys, time
 from pipelines import reaper
 reaper.watch()
-child = subprocess.Popen([sys.executable, "-c", "import subprocess, time; "
-    "p = subprocess.Popen(['sleep', '120'], start_new_session=True); print(p.pid, flush=True); time.sleep(120)"],
-    stdout=subprocess.PIPE, text=True)
-print(child.pid, child.stdout.readline().strip(), flush=True)
+child = subprocess.Popen(["bash", "-c", "exec -a ray::child python3 -c 'import subprocess, time; "
+    "p = subprocess.Popen([\\"bash\\", \\"-c\\", \\"exec -a ray::agent sleep 120\\"], start_new_session=True); "
+    "print(p.pid, flush=True); time.sleep(120)'"], stdout=subprocess.PIPE, text=True)
+other = subprocess.Popen(["sleep", "120"], start_new_session=True)
+print(child.pid, child.stdout.readline().strip(), other.pid, flush=True)
 time.sleep(float(sys.argv[1]))
 """
 
@@ -36,14 +38,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start(seconds: float) -> tuple[subprocess.Popen, list[int]]:
+def _start(seconds: float) -> tuple[subprocess.Popen, list[int], int]:
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(seconds)], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
     )
-    pids = [int(p) for p in driver.stdout.readline().split()]
-    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    *pids, other = [int(p) for p in driver.stdout.readline().split()]
+    assert len(pids) == 2 and all(_alive(p) for p in [*pids, other])
     time.sleep(1.5)  # one reaper poll sees them
-    return driver, pids
+    return driver, pids, other
 
 
 def _wait_dead(pids: list[int], seconds: float = 15.0) -> list[int]:
@@ -54,23 +56,27 @@ def _wait_dead(pids: list[int], seconds: float = 15.0) -> list[int]:
 
 
 def test_descendants_lists_children_and_grandchildren():
-    driver, pids = _start(60)
+    driver, pids, other = _start(60)
     try:
         assert set(pids) <= set(reaper.descendants(driver.pid))
     finally:
         driver.kill()
         driver.wait()
     assert _wait_dead(pids) == []
+    os.kill(other, signal.SIGKILL)
 
 
-def test_a_killed_driver_takes_its_processes_with_it():
-    driver, pids = _start(60)
+def test_a_killed_driver_takes_its_ray_processes_with_it_and_nothing_else():
+    driver, pids, other = _start(60)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     assert _wait_dead(pids) == []
+    assert _alive(other)  # a child of the driver that is not Ray's
+    os.kill(other, signal.SIGKILL)
 
 
 def test_a_driver_that_exits_leaves_nothing_running():
-    driver, pids = _start(2.5)  # its reaper has seen both by then
+    driver, pids, other = _start(2.5)  # its reaper has seen both by then
     driver.wait()
     assert _wait_dead(pids) == []
+    os.kill(other, signal.SIGKILL)

@@ -64,3 +64,13 @@ def test_a_vocab_only_checkpoint_goes_through_transformers_once(tiny_base_dir, t
     assert [e.ids for e in WordpieceTokenizer.load(str(tmp_path / "saved")).encode_texts(TEXTS)] == [
         e.ids for e in want.encode_texts(TEXTS)
     ]
+
+
+def test_saving_into_the_folder_it_came_from_keeps_it(both, tiny_base_dir, tmp_path):
+    ours, _ = both
+    ours.save_pretrained(str(tmp_path / "tok"))
+    again = WordpieceTokenizer.load(str(tmp_path / "tok"))
+    again.save_pretrained(str(tmp_path / "tok"))  # e.g. encode-entities writing a linker over its model
+    assert [e.ids for e in WordpieceTokenizer.load(str(tmp_path / "tok")).encode_texts(TEXTS)] == [
+        e.ids for e in ours.encode_texts(TEXTS)
+    ]
