@@ -12,8 +12,6 @@ encoder trains, a seeded sample of it around the dev gold entities) and the froz
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -29,8 +27,6 @@ from .linker import Linker
 from .model import ElqModel
 from .train_config import TrainConfig
 from .train_runtime import TrainingRuntime, catalogue_vectors_on_ranks
-
-log = logging.getLogger(__name__)
 
 KINDS = ("weak", "strong", "entity")
 
@@ -99,39 +95,35 @@ class DevEvaluation:
         """Entities each evaluation links against."""
         return len(self.sample or self.catalogue)
 
+    @property
+    def rescores_in_full(self) -> bool:
+        """Whether the best model is scored against the whole catalogue at the end (evaluations
+        linked against a sample of it)."""
+        return bool(self.sets and self.sample is not None and self.config.final_full_eval)
+
     def __call__(self, model: ElqModel) -> dict | None:
         """The dev report of the current weights on the main rank (None elsewhere, or without dev sets).
         Every rank calls it: with a trainable entity encoder the ranks share the catalogue encode."""
         if not self.sets:
             return None
-        catalogue, index = self.sample or self.catalogue, self.frozen_index
-        if index is None:
+        return self._report(model, self.sample or self.catalogue, self.frozen_index, cache=False)
+
+    def full(self, model: ElqModel) -> dict | None:
+        """The report of `model` against the whole catalogue (its vectors cached: linking with the
+        model needs them next), for `rescores_in_full`. Every rank calls it."""
+        return self._report(model, self.catalogue, None, cache=True)
+
+    def _report(
+        self, model: ElqModel, catalogue: EntityCatalogue, index: EntityIndex | None, cache: bool
+    ) -> dict | None:
+        if index is None:  # every rank encodes a share of the catalogue
             vectors = catalogue_vectors_on_ranks(
-                self.runtime, model, catalogue, self.config.encode_batch_size, cache=False
+                self.runtime, model, catalogue, self.config.encode_batch_size, cache=cache
             )
             index = FaissIndex.build(vectors, IndexSpec()) if self.runtime.is_main else None
         if not self.runtime.is_main:
             return None
         return evaluate_dev(model, catalogue, index, self.sets, self.config.select_by)
-
-    def full(self, model: ElqModel) -> dict | None:
-        """When evaluations used a sample: the report of `model` against the whole catalogue (its
-        vectors cached: linking with the model needs them next). Every rank calls it."""
-        if not (self.sets and self.sample is not None and self.config.final_full_eval):
-            return None
-        vectors = catalogue_vectors_on_ranks(
-            self.runtime, model, self.catalogue, self.config.encode_batch_size, cache=True
-        )
-        if not self.runtime.is_main:
-            return None
-        report = evaluate_dev(
-            model, self.catalogue, FaissIndex.build(vectors, IndexSpec()), self.sets, self.config.select_by
-        )
-        log.info(
-            "full-catalogue dev: %s",
-            json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}),
-        )
-        return report
 
 
 def _set_name(url: str) -> str:

@@ -166,6 +166,11 @@ def write_embeddings_part(
         raise ConfigError(f"part_name must be a plain name without suffix, got {part_name!r}")
     table = embeddings_to_table(rows, ids, qids, vectors, dtype)
     _store(url_dir).write(part_name, {VECTORS: table}, counts={"rows": table.num_rows})
+    return part_path(part_name)
+
+
+def part_path(part_name: str) -> str:
+    """Where part `part_name` lives in an embeddings folder (the path its manifest lists)."""
     return PartStore.relative(VECTORS, part_name)
 
 

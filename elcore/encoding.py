@@ -17,16 +17,16 @@ from tqdm.auto import tqdm
 from . import fs
 from .catalogue import EntityCatalogue
 from .embeddings import (
-    VECTORS,
+    MANIFEST,
     EmbeddingsManifest,
     cache_url,
+    part_path,
     read_embeddings,
     write_embeddings_part,
     write_manifest,
     written_parts,
 )
 from .model import ElqModel
-from .parts import PartStore
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def catalogue_vectors(
         rows = np.arange(len(catalogue), dtype=np.int64)
         return encode_entities(model, catalogue.entity_inputs(rows), batch_size=batch_size, progress=progress)
     url = cache_url(model_fp, catalogue_fp)
-    if fs.exists(fs.join(url, "manifest.json")):
+    if fs.exists(fs.join(url, MANIFEST)):
         vectors, manifest = read_embeddings(url)
         if manifest.model_fingerprint == model_fp and manifest.catalogue_fingerprint == catalogue_fp:
             log.info("entity vectors from cache %s", url)
@@ -111,11 +111,11 @@ def _parts(count: int, part_size: int) -> list[tuple[int, str]]:
 
 def _write_part(
     url: str, name: str, catalogue: EntityCatalogue, rows: np.ndarray, vectors: np.ndarray
-) -> str:
+) -> None:
     table = catalogue.table
     ids = table.column("id").slice(int(rows[0]), len(rows)).to_pylist()
     qids = table.column("qid").slice(int(rows[0]), len(rows)).to_pylist()
-    return write_embeddings_part(url, name, rows, ids, qids, vectors, dtype="float32")
+    write_embeddings_part(url, name, rows, ids, qids, vectors, dtype="float32")
 
 
 def _write_cache_manifest(
@@ -129,6 +129,6 @@ def _write_cache_manifest(
             dim=dim,
             dtype="float32",
             count=len(catalogue),
-            parts=[PartStore.relative(VECTORS, name) for _, name in _parts(len(catalogue), part_size)],
+            parts=[part_path(name) for _, name in _parts(len(catalogue), part_size)],
         ),
     )

@@ -94,18 +94,16 @@ class PartStore:
         for name in self.tables:
             want = record["files"].get(name)
             url = self._file(name, part)
-            if want is None or not fs.exists(url):
+            filesystem, path = fs.filesystem(url)
+            if want is None or not filesystem.exists(path):
                 problem = f"{name} file missing"
-            elif (size := fs.filesystem(url)[0].size(fs.filesystem(url)[1])) != want["bytes"]:
-                problem = f"{name} file is {size} bytes, its record says {want['bytes']}"  # before reading it
+            elif (size := filesystem.size(path)) != want["bytes"]:  # before reading it
+                problem = f"{name} file is {size} bytes, its record says {want['bytes']}"
+            elif _sha256(data := fs.read_bytes(url)) != want["sha256"]:
+                problem = f"{name} file's checksum differs from its record"
             else:
-                contents[name] = data = fs.read_bytes(url)
-                if len(data) != want["bytes"]:
-                    problem = f"{name} file is {len(data)} bytes, its record says {want['bytes']}"
-                elif _sha256(data) != want["sha256"]:
-                    problem = f"{name} file's checksum differs from its record"
-                else:
-                    continue
+                contents[name] = data
+                continue
             log.warning("%s: %s; it will be written again", part, problem)
             return None
         return contents

@@ -19,7 +19,7 @@ import torch
 from . import fs, settings
 from .catalogue import EntityCatalogue
 from .checkpoint import finished_checkpoints
-from .embeddings import cache_url
+from .embeddings import MANIFEST, cache_url
 from .encoding import catalogue_vectors, encode_entities, store_catalogue_vectors
 from .index import shard_ranges
 from .model import ElqModel
@@ -107,7 +107,7 @@ def catalogue_vectors_on_ranks(
         )
     model_fp, catalogue_fp = model.entity_fingerprint(), catalogue.fingerprint
     url = cache_url(model_fp, catalogue_fp)
-    if cache and runtime.all_true(fs.exists(fs.join(url, "manifest.json"))):
+    if cache and runtime.all_true(fs.exists(fs.join(url, MANIFEST))):
         return catalogue_vectors(model, catalogue, batch_size=batch_size, cache=True, progress=False)
     lo, hi = shard_ranges(len(catalogue), runtime.world_size)[runtime.rank]
     rows = np.arange(lo, hi, dtype=np.int64)

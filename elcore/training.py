@@ -335,7 +335,7 @@ def _save_best(run: _Run, threshold: float | None) -> None:
 def _final_full_eval(run: _Run) -> dict | None:
     """Re-score the best model on the whole catalogue when evaluations used a sample of it."""
     config, runtime = run.config, run.runtime
-    if not (run.dev.sample is not None and config.final_full_eval and run.dev.sets):
+    if not run.dev.rescores_in_full:
         return None
     best_dir = fs.join(config.output_dir, "best")
     if runtime.is_main:

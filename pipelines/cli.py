@@ -16,7 +16,7 @@ import typer
 from elcore import settings
 from elcore.overrides import InferenceOverrides
 
-from .options import docstring_args
+from .options import config_command, deferred, docstring_args
 
 app = typer.Typer(
     add_completion=False,
@@ -208,17 +208,10 @@ def encode_entities(
     typer.echo(json.dumps({"entities": len(entities), "dim": vectors.shape[1], "output": output}))
 
 
-def _train(job) -> dict:
-    from .train import run_job  # torch and the training loop load only when it runs
-
-    return run_job(job)
-
-
 def _register_train() -> None:
-    from .options import config_command
     from .train_job import TrainJob
 
-    app.command("train")(config_command(TrainJob, _train))
+    app.command("train")(config_command(TrainJob, deferred("pipelines.train:run_job")))
 
 
 _register_train()
@@ -252,18 +245,10 @@ def build_default(
     typer.echo(json.dumps(build_default_linker(config), indent=2))
 
 
-def _kb_build(config) -> dict:
-    from .wikipedia import build  # the parsers load only when the command runs
-
-    return build(config)
-
-
 def _register_kb_build() -> None:
     from elcore.wikipedia.config import KbBuildConfig
 
-    from .options import config_command
-
-    kb_app.command("build")(config_command(KbBuildConfig, _kb_build))
+    kb_app.command("build")(config_command(KbBuildConfig, deferred("pipelines.wikipedia:build")))
 
 
 _register_kb_build()

@@ -24,16 +24,15 @@ import pyarrow as pa
 from elcore import settings
 from elcore.catalogue import EntityCatalogue
 from elcore.embeddings import (
-    VECTORS,
     EmbeddingsManifest,
     VectorDtype,
     cache_url,
+    part_path,
     write_embeddings_part,
     write_manifest,
     written_parts,
 )
 from elcore.errors import ConfigError
-from elcore.parts import PartStore
 
 from .common import (
     IO_TASK_CPUS,
@@ -120,13 +119,11 @@ class EntityEncoder:
 
 
 def write_part(row: dict[str, Any], output: str, dim: int, dtype: str) -> dict[str, Any]:
-    """Write one part's vectors (rows start.. in catalogue order) and its record; return its file and count."""
+    """Write one part's vectors (rows start.. in catalogue order) and its record; return its name and count."""
     vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(-1, dim)
     rows = np.arange(int(row["start"]), int(row["start"]) + len(vectors), dtype=np.int64)
-    file = write_embeddings_part(
-        output, str(row["part"]), rows, list(row["id"]), list(row["qid"]), vectors, dtype
-    )
-    return {"part": str(row["part"]), "file": file, "count": len(vectors)}
+    write_embeddings_part(output, str(row["part"]), rows, list(row["id"]), list(row["qid"]), vectors, dtype)
+    return {"part": str(row["part"]), "count": len(vectors)}
 
 
 def part_table(catalogue: EntityCatalogue, rows_per_part: int) -> pa.Table:
@@ -198,7 +195,7 @@ def run(config: EmbedEntitiesConfig) -> dict[str, Any]:
         )
         for _ in track(written.iter_rows(), "embed entities", total=len(todo), count="count"):
             pass
-    names = [PartStore.relative(VECTORS, name) for name in parts.column("part").to_pylist()]
+    names = [part_path(name) for name in parts.column("part").to_pylist()]
     write_manifest(
         output,
         EmbeddingsManifest(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
 import inspect
 import json
 import logging
@@ -162,6 +163,17 @@ def config_command(config_cls: type, run: Callable[[Any], dict]) -> Callable[...
     command.__annotations__ = {**annotations, "return": dict}
     command.__doc__ = (config_cls.__doc__ or "").strip().split("\n\n")[0]
     return command
+
+
+def deferred(target: str) -> Callable[[Any], dict]:
+    """The function `"module:name"`, imported when the command runs: building `elq`'s options loads
+    neither torch nor the training loop nor the Wikipedia parsers."""
+    module_name, name = target.split(":")
+
+    def run(config: Any) -> dict:
+        return getattr(importlib.import_module(module_name), name)(config)
+
+    return run
 
 
 def run_command_line(config_cls: type, run: Callable[[Any], dict], name: str, argv: list[str] | None) -> dict:

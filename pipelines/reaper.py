@@ -51,9 +51,10 @@ def _is_ray(pid: int) -> bool:
     return b"ray::" in command or b"/ray/" in command
 
 
-def descendants(pid: int) -> dict[int, int]:
-    """The processes below `pid` (children, their children, ...): pid -> start time."""
-    processes = _processes()
+def descendants(pid: int, processes: dict[int, tuple[int, int]] | None = None) -> dict[int, int]:
+    """The processes below `pid` (children, their children, ...): pid -> start time (from one scan
+    of /proc, or of `processes`)."""
+    processes = _processes() if processes is None else processes
     children: dict[int, list[int]] = {}
     for child, (parent, _) in processes.items():
         children.setdefault(parent, []).append(child)
@@ -111,8 +112,11 @@ if hasattr(os, "register_at_fork"):
 
 def main(driver: int, driver_started: int) -> None:
     me, known = os.getpid(), {}
-    while still_running({driver: driver_started}):  # not a new process that reused the driver's pid
-        for pid, started in descendants(driver).items():
+    while True:
+        processes = _processes()
+        if processes.get(driver, (0, None))[1] != driver_started:  # gone, or its pid reused
+            break
+        for pid, started in descendants(driver, processes).items():
             if pid != me and _is_ray(pid):
                 known[pid] = started
         readable, _, _ = select.select([sys.stdin], [], [], POLL_SECONDS)
