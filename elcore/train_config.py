@@ -39,10 +39,6 @@ JOB_FIELDS = (
 )
 
 
-class SimulatedInterruption(RuntimeError):
-    """Raised after the first checkpoint at or after `TrainConfig.stop_after_steps` (resume tests)."""
-
-
 @dataclass
 class TrainConfig:
     """Everything one training run needs; saved with every checkpoint.
@@ -74,8 +70,6 @@ class TrainConfig:
             write it to `output_dir/linker`;
             empty = no hybrid stage.
         recipe: the named recipe these values came from (`elcore.recipes`); checked by it.
-        stop_after_steps: for tests: raise `SimulatedInterruption` right after the first
-            checkpoint at or after this step (0 = never).
     """
 
     train_data: list[str]
@@ -108,7 +102,6 @@ class TrainConfig:
     encode_batch_size: int = 64
     hybrid: dict = field(default_factory=dict)
     recipe: str = ""
-    stop_after_steps: int = 0
 
     def validate(self) -> TrainConfig:
         """Check types and ranges; raise `ConfigError` naming the field and the allowed values."""
@@ -133,7 +126,6 @@ class TrainConfig:
             "eval_every_steps",
             "checkpoint_every_steps",
             "dev_catalogue_sample",
-            "stop_after_steps",
             "weight_decay",
         ):
             if getattr(self, name) < 0:

@@ -19,15 +19,12 @@ are `elcore.train_config.TrainConfig` (re-exported here), the checkpoint format 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import random
-import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -35,7 +32,7 @@ from tqdm.auto import tqdm
 
 from . import fs
 from .catalogue import EntityCatalogue
-from .checkpoint import attach_negatives, load_checkpoint, write_checkpoint
+from .checkpoint import attach_negatives, load_checkpoint
 from .data import Example, read_examples
 from .dev_evaluation import DevEvaluation, evaluate_dev
 from .errors import ConfigError
@@ -43,14 +40,14 @@ from .index import EntityIndex, FaissIndex, IndexSpec
 from .model import ElqModel
 from .negatives import mine_hard_negatives
 from .optimization import build_optimizer, linear_schedule
-from .train_config import AMP_MODES, SELECT_BY, SimulatedInterruption, TrainConfig
+from .train_config import AMP_MODES, SELECT_BY, TrainConfig
+from .train_report import Meter, TrainRun, TrainState, final_full_eval, report, run_summary
 from .train_runtime import TrainingRuntime, catalogue_vectors_on_ranks, shard_evenly
 from .train_step import EncodedEntities, FrozenEntities, TrainingWindow, collate, prepare_windows, train_step
 
 __all__ = [
     "AMP_MODES",
     "SELECT_BY",
-    "SimulatedInterruption",
     "TrainConfig",
     "TrainingRuntime",
     "evaluate_dev",
@@ -60,60 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _State:
-    step: int = 0
-    epoch: int = 0
-    step_in_epoch: int = 0
-    best_metric: float = -1.0
-    best_step: int = -1
-    examples_seen: int = 0
-    train_seconds: float = 0.0
-    history: list = field(default_factory=list)
-
-
-class _Meter:
-    """Mean loss parts and examples/s (all ranks) since the last report."""
-
-    def __init__(self, world_size: int) -> None:
-        self.world_size, self.sums, self.steps, self.examples = world_size, {}, 0, 0
-        self.started = time.perf_counter()
-
-    def add(self, stats: dict[str, float], examples: int) -> None:
-        for key, value in stats.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.steps += 1
-        self.examples += examples
-
-    def seconds(self) -> float:
-        return time.perf_counter() - self.started
-
-    def rate(self) -> float:
-        return self.examples * self.world_size / max(self.seconds(), 1e-9)
-
-    def means(self) -> dict[str, float]:
-        return {k: v / self.steps for k, v in self.sums.items()}
-
-
-@dataclass
-class _Run:
-    """What the loop's helpers share."""
-
-    config: TrainConfig
-    runtime: TrainingRuntime
-    core: ElqModel
-    catalogue: EntityCatalogue
-    dev: DevEvaluation
-    frozen_index: EntityIndex | None
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    scaler: torch.amp.GradScaler | None
-    state: _State
-    metrics_url: str
-    negatives: list[TrainingWindow] | None = None  # this rank's mined windows of the current epoch
-    saved_negatives: torch.Tensor | None = None  # from a mid-epoch checkpoint, for the resumed epoch
 
 
 def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
@@ -150,7 +93,7 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
     total_steps = max(1, steps_per_epoch * config.epochs)
     scheduler = linear_schedule(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
-    run = _Run(
+    run = TrainRun(
         config,
         runtime,
         core,
@@ -160,7 +103,7 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
         optimizer,
         scheduler,
         scaler,
-        _State(),
+        TrainState(),
         fs.join(config.output_dir, "metrics.jsonl"),
     )
     resume_from = runtime.latest_checkpoint(config.output_dir)
@@ -168,7 +111,7 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
         resumed = load_checkpoint(
             resume_from, core, optimizer, scheduler, scaler, config, runtime.rank, runtime.world_size
         )
-        run.state, run.saved_negatives = _State(**resumed.state), resumed.negatives
+        run.state, run.saved_negatives = TrainState(**resumed.state), resumed.negatives
         log.info("resumed from %s at step %d (epoch %d)", resume_from, run.state.step, run.state.epoch)
     elif runtime.is_main and fs.exists(run.metrics_url):
         fs.filesystem(run.metrics_url)[0].rm(fs.filesystem(run.metrics_url)[1])  # a fresh run's own record
@@ -186,7 +129,7 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
             disable=not runtime.is_main,
             unit="step",
         )
-        meter = _Meter(runtime.world_size)
+        meter = Meter(runtime.world_size)
         for chunk in steps[state.step_in_epoch :]:
             micro = [
                 collate(part, core.tokenizer, core.config).to(device)
@@ -219,23 +162,23 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
             checkpoint_now = bool(checkpoint_every and state.step % checkpoint_every == 0)
             if (evaluate_now or checkpoint_now) and state.step_in_epoch < len(steps):
                 state.train_seconds += meter.seconds()
-                _report(run, meter.means(), meter.rate(), evaluate=evaluate_now)
-                meter = _Meter(runtime.world_size)
+                report(run, meter.means(), meter.rate(), evaluate=evaluate_now)
+                meter = Meter(runtime.world_size)
         bar.close()
         state.train_seconds += meter.seconds()
         state.epoch += 1
         state.step_in_epoch = 0
         run.negatives = None
-        _report(run, meter.means(), meter.rate(), evaluate=True)
+        report(run, meter.means(), meter.rate(), evaluate=True)
 
-    summary = _summary(run, started, len(train_examples), len(windows), _final_full_eval(run))
+    summary = run_summary(run, started, len(train_examples), len(windows), final_full_eval(run))
     if runtime.is_main:
         fs.write_json_atomic(fs.join(config.output_dir, "summary.json"), summary)
         log.info("training done: %s", json.dumps({k: v for k, v in summary.items() if k != "history"}))
     return summary
 
 
-def _epoch_windows(run: _Run, windows: list[TrainingWindow]) -> list[TrainingWindow]:
+def _epoch_windows(run: TrainRun, windows: list[TrainingWindow]) -> list[TrainingWindow]:
     """This rank's windows of the current epoch, in order; with hard negatives mined (or restored)."""
     config, runtime = run.config, run.runtime
     order = _epoch_order(len(windows), config.seed, run.state.epoch)
@@ -257,101 +200,6 @@ def _epoch_windows(run: _Run, windows: list[TrainingWindow]) -> list[TrainingWin
             run.core, mine, index, config.hard_negatives, progress=run.runtime.is_main
         )
     return run.negatives
-
-
-def _summary(run: _Run, started: float, train_examples: int, train_windows: int, final: dict | None) -> dict:
-    config, state = run.config, run.state
-    return {
-        "recipe": config.recipe,
-        "steps": state.step,
-        "epochs": config.epochs,
-        "world_size": run.runtime.world_size,
-        "best_step": state.best_step,
-        f"best_dev_{config.select_by}": state.best_metric,
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "train_seconds": round(state.train_seconds, 1),
-        "train_examples": train_examples,
-        "train_windows": train_windows,
-        "examples_per_second": round(state.examples_seen / max(state.train_seconds, 1e-9), 2),
-        "dev_catalogue_entities": run.dev.entities,
-        "final_dev": final,
-        "history": state.history,
-        "best_model": fs.join(config.output_dir, "best"),
-    }
-
-
-def _report(run: _Run, train_stats: dict, rate: float, evaluate: bool) -> None:
-    """Evaluate (on `evaluate`), save the best model, write and report a checkpoint. All ranks call it."""
-    config, runtime, state = run.config, run.runtime, run.state
-    record = {
-        "step": state.step,
-        "epoch": state.epoch,
-        **{f"train_{k}": v for k, v in train_stats.items()},
-        "examples_per_second": round(rate, 2),
-    }
-    if evaluate:
-        report = run.dev(run.core)
-        if report is not None:
-            record.update(report)
-            metric = report[f"dev_{config.select_by}"]
-            if metric > state.best_metric:
-                state.best_metric, state.best_step = metric, state.step
-                _save_best(run, report["dev_best_threshold"])
-        elif runtime.is_main and not run.dev.sets:
-            state.best_step = state.step
-            _save_best(run, None)
-    flat = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
-    if runtime.is_main:
-        print(json.dumps(flat), flush=True)
-        state.history.append(flat)
-        _append_jsonl(run.metrics_url, record)
-    checkpoint = write_checkpoint(
-        run.core,
-        run.optimizer,
-        run.scheduler,
-        run.scaler,
-        dataclasses.asdict(state),
-        config,
-        runtime.rank,
-        runtime.world_size,
-        run.negatives if state.step_in_epoch and run.negatives is not None else None,
-    )
-    try:
-        runtime.report(flat, checkpoint, config.output_dir, keep=config.keep_checkpoints)
-    finally:
-        if checkpoint is not None:
-            shutil.rmtree(checkpoint, ignore_errors=True)
-    runtime.barrier()
-    if config.stop_after_steps and state.step >= config.stop_after_steps:
-        raise SimulatedInterruption(f"stopped after the checkpoint at step {state.step} (stop_after_steps)")
-
-
-def _save_best(run: _Run, threshold: float | None) -> None:
-    if threshold is not None:
-        run.core.config.threshold = threshold
-    run.core.save_pretrained(fs.join(run.config.output_dir, "best"))
-
-
-def _final_full_eval(run: _Run) -> dict | None:
-    """Re-score the best model on the whole catalogue when evaluations used a sample of it."""
-    config, runtime = run.config, run.runtime
-    if not run.dev.rescores_in_full:
-        return None
-    best_dir = fs.join(config.output_dir, "best")
-    if runtime.is_main:
-        best = ElqModel.from_pretrained(best_dir)
-        run.core.load_state_dict(best.state_dict())
-        run.core.config = best.config
-    runtime.broadcast_weights(run.core)
-    report = run.dev.full(run.core)
-    if report is None:
-        return None
-    _save_best(run, report["dev_best_threshold"])
-    final = {k: v for k, v in report.items() if not isinstance(v, (list, dict))}
-    final["catalogue_entities"] = len(run.catalogue)
-    _append_jsonl(run.metrics_url, {"final_full_catalogue": True, **report})
-    print(json.dumps({"final_full_catalogue": True, **final}), flush=True)
-    return final
 
 
 # --------------------------------------------------------------------------- helpers
@@ -389,10 +237,3 @@ def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 def _chunks(items: Sequence, size: int) -> Iterator[list]:
     for lo in range(0, len(items), size):
         yield list(items[lo : lo + size])
-
-
-def _append_jsonl(url: str, record: dict) -> None:
-    filesystem, path = fs.filesystem(url)
-    filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with filesystem.open(path, "a") as f:
-        f.write(json.dumps(record, default=float) + "\n")

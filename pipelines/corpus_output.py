@@ -11,10 +11,12 @@ tables travel as Arrow IPC bytes.
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import pyarrow as pa
 
+from elcore.corpus import Document, link_read
 from elcore.parts import PartStore
 
 LINKS_SCHEMA = pa.schema(
@@ -47,6 +49,43 @@ STATUS_SCHEMA = pa.schema(
 )
 
 
+def link_part(
+    linker,
+    sources: list[str],
+    lines: list[int],
+    doc_ids: list[str],
+    texts: list[str | None],
+    errors: list[str | None],
+) -> tuple[pa.Table, pa.Table]:
+    """Links and one status row per document of a part, in input order (`elcore.corpus.link_read`)."""
+    docs = [Document(*fields) for fields in zip(sources, lines, doc_ids, texts, errors, strict=True)]
+    link_rows, status_rows = [], []
+    for doc, result in zip(docs, link_read(linker, docs), strict=True):
+        for link in result.links:
+            link_rows.append(
+                (
+                    doc.id,
+                    doc.source,
+                    doc.line,
+                    link.start,
+                    link.end,
+                    link.mention,
+                    link.entity_row,
+                    link.entity_id,
+                    link.qid,
+                    link.title,
+                    link.score,
+                    link.mention_score,
+                    link.entity_score,
+                    link.window,
+                )
+            )
+        status_rows.append(
+            (doc.id, doc.source, doc.line, result.status.value, len(result.links), result.error)
+        )
+    return rows_table(link_rows, LINKS_SCHEMA), rows_table(status_rows, STATUS_SCHEMA)
+
+
 def write_part(row: dict[str, Any], output: str) -> dict[str, Any]:
     """Write a part's links and status, then its record (which marks the part done); return its counts."""
     summary = {
@@ -63,6 +102,41 @@ def write_part(row: dict[str, Any], output: str) -> dict[str, Any]:
         counts[value] += 1
     output_store(output).write(row["part"], {"links": links, "status": status}, counts)
     return {**summary, **counts}
+
+
+class RunTally:
+    """What this run linked, counted as the written parts come back; the first linked part ends start-up
+    (Ray, actors loading the model, catalogue and index)."""
+
+    def __init__(self, started: float) -> None:
+        self.started, self.parts_skipped, self.docs = started, 0, 0
+        self.first_part: tuple[float, int] | None = None  # seconds until it came back, its documents
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.parts_skipped += int(row["skipped"])
+        self.docs += 0 if row["skipped"] else int(row["docs"])
+        if self.first_part is None and not row["skipped"]:
+            self.first_part = (time.perf_counter() - self.started, int(row["docs"]))
+
+    def summary(self, records: dict[str, dict]) -> dict[str, Any]:
+        """The whole output's counts (every part, whichever run wrote it), then this run's."""
+        seconds = time.perf_counter() - self.started
+        first = self.first_part
+        return {
+            "parts": len(records),
+            **{k: 0 for k in ("docs", "links", "linked", "no_links", "failed")},
+            **PartStore.totals(records),
+            "parts_skipped": self.parts_skipped,
+            "docs_this_run": self.docs,
+            "seconds": round(seconds, 3),
+            "docs_per_second": round(self.docs / max(seconds, 1e-9), 2),
+            "seconds_to_first_part": round(first[0], 3) if first else None,
+            "docs_per_second_after_first_part": (
+                round((self.docs - first[1]) / max(seconds - first[0], 1e-9), 2)
+                if first and self.docs > first[1]
+                else None
+            ),
+        }
 
 
 def output_store(output: str) -> PartStore:

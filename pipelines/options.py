@@ -59,6 +59,8 @@ class _Option:
     default: Any
     required: bool
     help: str
+    aliases: tuple[str, ...] = ()  # more flags for it (`metadata["flags"]`, e.g. ("-m",))
+    argument: bool = False  # positional (`metadata["argument"]`)
 
 
 def config_options(
@@ -93,7 +95,14 @@ def config_options(
         hint, default = _option_type(hint, default)
         options.append(
             _Option(
-                prefix + field.name, (*path, field.name), hint, default, required, help_of(field, documented)
+                prefix + field.name,
+                (*path, field.name),
+                hint,
+                default,
+                required,
+                help_of(field, documented),
+                tuple(field.metadata.get("flags", ())),
+                bool(field.metadata.get("argument")),
             )
         )
     names = [o.name for o in options]
@@ -131,22 +140,26 @@ def build_config(config_cls: type, values: Mapping[str, Any]) -> Any:
     return make(config_cls, tree)
 
 
-def config_command(config_cls: type, run: Callable[[Any], dict]) -> Callable[..., dict]:
-    """A Typer command whose options are `config_options(config_cls)` (type, default, help).
+def config_command(config_cls: type, run: Callable[[Any], dict | None]) -> Callable[..., dict | None]:
+    """A Typer command whose options are `config_options(config_cls)` (type, default, help; a field's
+    `metadata` may add `flags` such as `("-m",)` or make it a positional `argument`).
 
     One definition serves `elq <stage>` and `python -m pipelines.<stage>`; the command prints the summary as
-    JSON and returns it.
+    JSON and returns it (a `run` that prints its own output returns None).
     """
     import typer
 
     parameters, annotations = [], {}
     for option in config_options(config_cls):
-        flag = "--" + option.name.replace("_", "-")
-        if option.hint is bool:
-            flag = f"{flag}/--no-{flag[2:]}"
-        annotation = Annotated[
-            option.hint, typer.Option(flag, help=option.help, show_default=not option.required)
-        ]
+        if option.argument:
+            parameter: Any = typer.Argument(help=option.help, show_default=False)
+        else:
+            flag = "--" + option.name.replace("_", "-")
+            if option.hint in (bool, bool | None):
+                flag = f"{flag}/--no-{flag[2:]}"
+            show = not option.required and option.default is not None
+            parameter = typer.Option(flag, *option.aliases, help=option.help, show_default=show)
+        annotation = Annotated[option.hint, parameter]
         annotations[option.name] = annotation
         parameters.append(
             inspect.Parameter(
@@ -154,13 +167,14 @@ def config_command(config_cls: type, run: Callable[[Any], dict]) -> Callable[...
             )
         )
 
-    def command(**values: Any) -> dict:
+    def command(**values: Any) -> dict | None:
         summary = run(build_config(config_cls, values))
-        print(json.dumps(summary, indent=2, default=str))
+        if summary is not None:  # a command that prints its own output returns None
+            print(json.dumps(summary, indent=2, default=str))
         return summary
 
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    command.__annotations__ = {**annotations, "return": dict}
+    command.__annotations__ = {**annotations, "return": dict | None}
     command.__doc__ = (config_cls.__doc__ or "").strip().split("\n\n")[0]
     return command
 

@@ -29,6 +29,7 @@ from elcore.errors import ConfigError
 from elcore.train_config import TrainConfig
 from elcore.training import TrainingRuntime, train
 
+from .common import init_ray
 from .options import run_command_line
 from .train_job import TrainJob
 
@@ -171,6 +172,7 @@ def run(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    init_ray()  # $RAY_ADDRESS (ray job submit) or a local Ray that does not outlive this driver
     name = run_name(config.output_dir)
     storage = storage_path or fs.join(config.output_dir, "ray")
     storage = os.path.abspath(storage) if fs.is_local(storage) else storage

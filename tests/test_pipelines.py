@@ -12,10 +12,7 @@ import json
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +24,7 @@ from elcore.errors import ConfigError
 from elcore.index import IndexSpec
 from pipelines.common import ActorResources
 from tests.conftest import WORDS
+from tests.killing import kill_after_parts
 
 pytestmark = [pytest.mark.ray]
 
@@ -401,28 +399,6 @@ def test_link_corpus_takes_new_input_files_and_refuses_changed_ones(linked, work
 SMALL_FLAGS = ["--num-actors", "1", "--cpus-per-actor", "0.25", "--torch-threads", "1"]
 
 
-def kill_after_parts(command: list[str], output, parts: int, of: int) -> None:
-    """Run a stage's module in its own local Ray, SIGKILL the driver once `parts` of its `of` parts are
-    recorded, and check that every process it started is gone; then run it again to the end."""
-    from pipelines import reaper
-
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    records, deadline = output / "parts", time.monotonic() + 180
-    while len(list(records.glob("*.json")) if records.exists() else []) < parts:
-        assert driver.poll() is None and time.monotonic() < deadline, "the job ended before it was killed"
-        time.sleep(0.05)
-    started = reaper.descendants(driver.pid)  # raylet, GCS, agents, workers
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    assert len(list(records.glob("*.json"))) < of
-    deadline = time.monotonic() + 30
-    while reaper.still_running(started) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert reaper.still_running(started) == [], "processes of the killed job are still running"
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts the driver's processes in /proc")
 def test_a_killed_link_corpus_driver_leaves_no_process_and_resumes_exactly(work, index_url, reference):
@@ -459,8 +435,9 @@ def test_a_killed_embed_entities_driver_leaves_no_process_and_resumes_exactly(em
 def test_parquet_and_text_inputs_through_the_predictor(work, index_url, reference):
     """Read parts of each input format and call the predictor on them directly (no Ray): what the pipeline
     does per part, so these formats need no Ray run of their own."""
+    from pipelines.corpus_input import input_format, plan_units, read_parts
     from pipelines.corpus_output import from_ipc
-    from pipelines.link_corpus import CorpusLinker, LinkCorpusConfig, plan_units, read_parts
+    from pipelines.link_corpus import CorpusLinker
 
     docs = work["docs"][:6]
     pq.write_table(
@@ -480,10 +457,8 @@ def test_parquet_and_text_inputs_through_the_predictor(work, index_url, referenc
         (str(work["root"] / "c.parquet"), ("doc", "body"), lambda k: k),
         ("file://" + str(texts), ("id", "text"), lambda k: f"sub/{k}"),
     ]:
-        config = LinkCorpusConfig(
-            input=url, output="-", model=work["model"], id_field=fields[0], text_field=fields[1]
-        )
-        fmt, units = plan_units(config)
+        fmt = input_format(url)
+        units = plan_units(url, fmt, docs_per_part=100)
         parts = read_parts(units[0], fmt, url, fields[0], fields[1], 100, frozenset())
         batch = {key: np.array([parts[0][key]], dtype=object) for key in parts[0]}
         linked = predictor(batch)

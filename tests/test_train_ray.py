@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from training_data import checkpoint_weights, tiny_config, without_timings, writ
 
 from elcore.errors import ConfigError
 from elcore.recipes import RECIPES, parse_overrides, recipe, recipe_config
+from tests.killing import kill_when
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +49,21 @@ def test_two_workers_learn_and_a_killed_run_resumes_exactly(
     assert (tmp_path / "whole" / "best" / "elq_config.json").exists()
     assert whole["final_dev"]["catalogue_entities"] == 10
 
-    killed = tiny_config(tiny_base_dir, data, tmp_path / "killed", stop_after_steps=10, **common)
-    with pytest.raises(local_ray.train.TrainingFailedError):
-        run(killed, num_workers=2)
-    # The checkpoint at step 12 is mid-epoch: both workers' negatives are merged into it.
-    step12 = next((tmp_path / "killed" / "ray").glob("*/step-00000012"))
-    assert {p.name for p in step12.glob("negatives-rank*")} == {
-        "negatives-rank0.safetensors",
-        "negatives-rank1.safetensors",
-    }
+    # The same run with its driver SIGKILLed (its own local Ray) once the checkpoint at step 12, mid-epoch,
+    # holds both workers' mined negatives; then resumed here.
+    killed = tiny_config(tiny_base_dir, data, tmp_path / "killed", **common)
+    config_file = tmp_path / "killed.json"
+    config_file.write_text(json.dumps(killed.to_dict()))
+    command = [sys.executable, "-m", "pipelines.train", "--config", str(config_file), "--workers", "2"]
+    negatives = {"negatives-rank0.safetensors", "negatives-rank1.safetensors"}
+    kill_when(
+        command,
+        lambda: any(
+            negatives <= {p.name for p in step.iterdir()}
+            for step in (tmp_path / "killed" / "ray").glob("*/step-00000012")
+        ),
+    )
+    assert not (tmp_path / "killed" / "summary.json").exists()
     resumed = run(tiny_config(tiny_base_dir, data, tmp_path / "killed", **common), num_workers=2)
 
     assert without_timings(resumed["history"]) == without_timings(whole["history"])

@@ -9,7 +9,23 @@ import torch
 from training_data import checkpoint_weights, tiny_config, without_timings, write_tiny_data
 
 from elcore.errors import ConfigError
-from elcore.training import SimulatedInterruption, TrainConfig, shard_evenly, train
+from elcore.training import TrainConfig, TrainingRuntime, shard_evenly, train
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptedAfter(TrainingRuntime):
+    """Stops the run right after the first checkpoint reported at or after `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def report(self, metrics: dict, checkpoint_dir: str | None, output_dir: str, keep: int = 2) -> None:
+        super().report(metrics, checkpoint_dir, output_dir, keep)
+        if checkpoint_dir is not None and metrics["step"] >= self.step:
+            raise Interrupted(metrics["step"])
 
 
 def last_checkpoint_model(output_dir: Path) -> dict[str, torch.Tensor]:
@@ -38,8 +54,8 @@ def test_killed_run_resumes_to_the_same_result(tiny_base_dir, small_catalogue, t
     common = {"hard_negatives": 2, "eval_every_steps": 3, "dev_catalogue_sample": 3}
     whole = train(tiny_config(tiny_base_dir, data, tmp_path / "whole", **common))
 
-    with pytest.raises(SimulatedInterruption):
-        train(tiny_config(tiny_base_dir, data, tmp_path / "killed", stop_after_steps=4, **common))
+    with pytest.raises(Interrupted):
+        train(tiny_config(tiny_base_dir, data, tmp_path / "killed", **common), InterruptedAfter(4))
     assert [p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()] == [
         "step-00000003",
         "step-00000006",
