@@ -25,7 +25,7 @@ from elcore.embeddings import EmbeddingsManifest, read_manifest, table_to_vector
 from elcore.errors import ConfigError, EmbeddingsNotFoundError, IndexMismatchError
 from elcore.index import IndexSpec
 
-from .common import init_ray, prepare_output
+from .common import finished, init_ray, prepare_output, track
 from .options import run_command_line
 
 
@@ -197,7 +197,8 @@ def run(config: BuildIndexConfig) -> dict[str, Any]:
             )
             for n in todo
         ]
-        ray.get(builds)
+        for _ in track(finished(builds), "build index", total=len(todo), count="ntotal"):
+            pass
     write_sharded_manifest(
         config.output, spec, manifest.dim, [end - start for start, end in ranges], metadata
     )

@@ -247,6 +247,16 @@ def model_fingerprint(model_dir: str) -> dict[str, Any]:
 # -- progress ------------------------------------------------------------------------------------------------
 
 
+def finished(refs: list) -> Iterator[Any]:
+    """The results of Ray tasks `refs` in the order they finish."""
+    import ray
+
+    remaining = list(refs)
+    while remaining:
+        done, remaining = ray.wait(remaining, num_returns=1)
+        yield ray.get(done[0])
+
+
 def track(
     rows: Iterable[dict[str, Any]],
     desc: str,

@@ -42,4 +42,6 @@ def kill_after_parts(command: list[str], output: Path, parts: int, of: int) -> N
     stopped short, then run it again to the end."""
     kill_when(command, lambda: records_in(output / "parts") >= parts)
     assert records_in(output / "parts") < of
-    subprocess.run(command, env=driver_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command, env=driver_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )

@@ -432,6 +432,26 @@ def test_a_killed_embed_entities_driver_leaves_no_process_and_resumes_exactly(em
     np.testing.assert_array_equal(read_embeddings(str(out))[0], read_embeddings(embedded[0].output)[0])
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts the driver's processes in /proc")
+def test_a_killed_build_index_driver_leaves_no_process_and_resumes_exactly(embedded, work):
+    """60 shards built one at a time (each task asks for 2 CPUs); SIGKILL after 3, re-run: the index
+    elcore builds in one process."""
+    from elcore.embeddings import read_embeddings
+    from elcore.index import ShardedIndex, load_index
+
+    out = work["root"] / "index-killed"
+    command = [sys.executable, "-m", "pipelines.build_index", "--embeddings", embedded[0].output]
+    command += ["--output", str(out), "--kind", "flat", "--num-shards", "60", "--cpus-per-task", "2"]
+    kill_after_parts(command, out, parts=3, of=60)
+    vectors, _ = read_embeddings(embedded[0].output)
+    queries = np.random.default_rng(5).standard_normal((20, vectors.shape[1])).astype(np.float32)
+    found = load_index(str(out)).search(queries, 5)
+    want = ShardedIndex.build(vectors, IndexSpec("flat"), num_shards=60).search(queries, 5)
+    np.testing.assert_array_equal(found.ids, want.ids)
+    np.testing.assert_allclose(found.scores, want.scores, rtol=1e-6)
+
+
 def test_parquet_and_text_inputs_through_the_predictor(work, index_url, reference):
     """Read parts of each input format and call the predictor on them directly (no Ray): what the pipeline
     does per part, so these formats need no Ray run of their own."""
