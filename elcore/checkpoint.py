@@ -3,10 +3,11 @@
 A checkpoint directory holds `model/` (safetensors), `optimizer.safetensors`, `trainer_state.json`
 (loop state, optimiser scalars, scheduler and scaler state, config and job fingerprint), in
 the middle of an epoch with hard negatives, `negatives-rank<r>.safetensors` (each rank's mined
-negatives), and `files.json`, written last: every file of rank 0 with its size and sha256. A
-checkpoint counts as finished only when every file it lists is there at its size (a copy cut
-short is passed over), and loading checks the checksums. The training loop (`elcore.training`) passes in what it saves and gets back what it
-resumes from, so this module knows nothing of the loop itself.
+negatives), and, written last, each rank's record `parts/rank-<r>.json` (`elcore.parts.PartStore`:
+every file of that rank with its size and sha256). A checkpoint counts as finished only when
+rank 0's files match their record (a copy cut short or damaged is passed over), and loading
+refuses one that does not. The training loop (`elcore.training`) passes in what it saves and gets
+back what it resumes from, so this module knows nothing of the loop itself.
 
     >>> directory = write_checkpoint(model, optimizer, scheduler, None, {"step": 10}, config, 0, 1, None)
     >>> load_checkpoint(directory, model, optimizer, scheduler, None, config, 0, 1).state["step"]
@@ -15,7 +16,6 @@ resumes from, so this module knows nothing of the loop itself.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from . import fs
 from .errors import ConfigError
 from .model import ElqModel
+from .parts import PartStore
 from .train_config import JOB_FIELDS, TrainConfig
 from .train_step import TrainingWindow
 
@@ -49,60 +50,48 @@ class Resumed:
     negatives: torch.Tensor | None = None
 
 
-FILES = "files.json"
+MAIN_PART = "rank-0"  # the part holding the model, optimiser and loop state
+
+
+def _parts(url: str) -> PartStore:
+    """A checkpoint's files, one part per rank (each part's files are those its record lists)."""
+    return PartStore(url, None)
 
 
 def finished_checkpoints(root: str) -> list[str]:
-    """Names of the complete checkpoint directories under `root` (see `FILES`), oldest first."""
+    """Names of the checkpoint directories under `root` whose rank-0 files match their record, oldest first."""
     if not fs.exists(root):
         return []
     filesystem, path = fs.filesystem(root)
     names = [p.rstrip("/").rsplit("/", 1)[-1] for p in filesystem.ls(path, detail=False)]
-    return sorted(n for n in names if _complete(fs.join(root, n)))
+    return sorted(n for n in names if _finished(fs.join(root, n)))
 
 
-def _complete(url: str) -> bool:
-    """Whether every file `files.json` lists is there at its size (logged when not)."""
-    try:
-        listed = fs.read_json(fs.join(url, FILES))
-    except (OSError, ValueError):
-        return False
-    filesystem = fs.filesystem(url)[0]
-    for name, want in listed.items():
-        path = fs.filesystem(fs.join(url, name))[1]
-        if not filesystem.exists(path) or filesystem.size(path) != want["bytes"]:
-            log.warning("checkpoint %s: %s is missing or cut short; it is not resumed from", url, name)
-            return False
-    return True
+def _finished(url: str) -> bool:
+    problem = _parts(url).problem(MAIN_PART)
+    if problem is not None and problem != "no record":  # no record yet: a copy still arriving
+        log.warning("checkpoint %s: %s; it is not resumed from", url, problem)
+    return problem is None
 
 
-def _write_files_record(directory: str) -> None:
-    listed = {}
-    for folder, _, names in sorted(os.walk(directory)):
-        for name in sorted(names):
-            file = os.path.join(folder, name)
-            with open(file, "rb") as f:
-                data = f.read()
-            listed[os.path.relpath(file, directory)] = {
-                "bytes": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-            }
-    with open(os.path.join(directory, FILES), "w", encoding="utf-8") as f:
-        json.dump(listed, f, indent=1, sort_keys=True)
+def _seal(directory: str, rank: int) -> None:
+    """Record this rank's files, written in `directory` by save_file and save_pretrained."""
+    files = [
+        os.path.relpath(os.path.join(folder, name), directory)
+        for folder, _, names in sorted(os.walk(directory))
+        for name in sorted(names)
+    ]
+    _parts(directory).seal(f"rank-{rank}", files, counts={})
 
 
-def _verify_checksums(local: str, url: str) -> None:
-    if not os.path.exists(os.path.join(local, FILES)):  # written before checkpoints were listed
-        log.warning("checkpoint %s has no %s; its files are not verified", url, FILES)
-        return
-    with open(os.path.join(local, FILES), encoding="utf-8") as f:
-        listed = json.load(f)
-    for name, want in listed.items():
-        with open(os.path.join(local, name), "rb") as f:
-            if hashlib.sha256(f.read()).hexdigest() != want["sha256"]:
-                raise ConfigError(
-                    f"checkpoint {url}: {name} differs from its checksum; delete the checkpoint to resume from an earlier one"
-                )
+def _verify(local: str, url: str) -> None:
+    problem = _parts(local).problem(MAIN_PART)
+    if problem == "no record":
+        log.warning(
+            "checkpoint %s was written before checkpoints were recorded; its files are not verified", url
+        )
+    elif problem is not None:
+        raise ConfigError(f"checkpoint {url}: {problem}; delete the checkpoint to resume from an earlier one")
 
 
 def write_checkpoint(
@@ -154,8 +143,7 @@ def write_checkpoint(
             {"negatives": _negatives_tensor(negatives, config.hard_negatives)},
             os.path.join(directory, f"negatives-rank{rank}.safetensors"),
         )
-    if is_main:
-        _write_files_record(directory)
+    _seal(directory, rank)
     return directory
 
 
@@ -178,7 +166,7 @@ def load_checkpoint(
         ConfigError: the checkpoint was written by another job (see `TrainConfig.job_fingerprint`).
     """
     local = fs.localize(url)
-    _verify_checksums(local, url)
+    _verify(local, url)
     with open(os.path.join(local, "trainer_state.json"), encoding="utf-8") as f:
         saved = json.load(f)
     _check_resumable(saved, config, url)

@@ -35,12 +35,17 @@ class PartStore:
     """Parts under `url`, each made of the named `tables`.
 
     Args:
+        tables: the files of every part; None: each part's files are those its record lists, named by
+            their path under `url` (parts whose files another library writes, see `seal`).
         names: per table, its file name pattern relative to `url` with `{part}` in it (default:
             `{table}/{part}.parquet`, see `relative`); a table written as bytes is stored as given.
     """
 
-    def __init__(self, url: str, tables: Sequence[str], names: Mapping[str, str] | None = None) -> None:
-        self.url, self.tables, self.names = url, tuple(tables), dict(names or {})
+    def __init__(
+        self, url: str, tables: Sequence[str] | None, names: Mapping[str, str] | None = None
+    ) -> None:
+        self.url, self.names = url, dict(names or {})
+        self.tables = tuple(tables) if tables is not None else None
 
     @staticmethod
     def relative(table: str, part: str) -> str:
@@ -48,6 +53,8 @@ class PartStore:
         return f"{table}/{part}.parquet"
 
     def _file(self, table: str, part: str) -> str:
+        if self.tables is None:
+            return fs.join(self.url, table)
         pattern = self.names.get(table)
         return fs.join(self.url, pattern.format(part=part) if pattern else self.relative(table, part))
 
@@ -60,7 +67,7 @@ class PartStore:
         """Write the part's tables (Parquet, or bytes as they are), then its record (which makes it
         done); returns the record."""
         files = {}
-        for name in self.tables:
+        for name in self.tables or tables:
             value = tables[name]
             if isinstance(value, pa.Table):
                 buffer = io.BytesIO()
@@ -70,6 +77,19 @@ class PartStore:
                 data, rows = bytes(value), None
             fs.write_bytes_atomic(self._file(name, part), data)
             files[name] = {"rows": rows, "bytes": len(data), "sha256": _sha256(data)}
+        return self._write_record(part, files, counts)
+
+    def seal(self, part: str, files: Sequence[str], counts: Mapping[str, int]) -> dict[str, Any]:
+        """Record `files`, already written in place (e.g. by a library that writes its own), as the
+        part's files (hashed as streams); this makes the part done. Returns the record."""
+        listed = {}
+        for name in files:
+            url = self._file(name, part)
+            filesystem, path = fs.filesystem(url)
+            listed[name] = {"rows": None, "bytes": filesystem.size(path), "sha256": _stream_sha256(url)}
+        return self._write_record(part, listed, counts)
+
+    def _write_record(self, part: str, files: dict[str, dict], counts: Mapping[str, int]) -> dict[str, Any]:
         record = {"part": part, "files": files, "counts": dict(counts)}
         fs.write_json_atomic(self._record(part), record)
         return record
@@ -86,27 +106,48 @@ class PartStore:
     def done(self) -> dict[str, dict[str, Any]]:
         """Records of the parts whose files all match them; a mismatching part is logged and left out
         (its files are rewritten when the part runs again)."""
-        return {part: record for part, record in self.records().items() if self._verified(part, record)}
+        return {
+            part: record
+            for part, record in self.records().items()
+            if self._verified(part, record, keep=False) is not None
+        }
 
-    def _verified(self, part: str, record: dict[str, Any]) -> dict[str, bytes] | None:
-        """The part's file contents when every file matches its record; None (logged) otherwise."""
+    def problem(self, part: str) -> str | None:
+        """What is wrong with a part's files (no record, a file missing, cut short or changed), or None."""
+        try:
+            record = fs.read_json(self._record(part))
+        except (OSError, ValueError):
+            return "no record"
+        return self._check(part, record, keep=False)[0]
+
+    def _verified(self, part: str, record: dict[str, Any], keep: bool = True) -> dict[str, bytes] | None:
+        """The part's file contents (`keep`; else empty: files are hashed as streams, so checking a
+        multi-GB shard holds none of it) when every file matches its record; None (logged) otherwise."""
+        problem, contents = self._check(part, record, keep)
+        if problem is None:
+            return contents
+        log.warning("%s: %s; it will be written again", fs.join(self.url, part), problem)
+        return None
+
+    def _check(self, part: str, record: dict[str, Any], keep: bool) -> tuple[str | None, dict[str, bytes]]:
         contents = {}
-        for name in self.tables:
+        for name in self.tables if self.tables is not None else list(record["files"]):
             want = record["files"].get(name)
             url = self._file(name, part)
             filesystem, path = fs.filesystem(url)
+            data = b""
             if want is None or not filesystem.exists(path):
                 problem = f"{name} file missing"
             elif (size := filesystem.size(path)) != want["bytes"]:  # before reading it
                 problem = f"{name} file is {size} bytes, its record says {want['bytes']}"
-            elif _sha256(data := fs.read_bytes(url)) != want["sha256"]:
+            elif (_sha256(data := fs.read_bytes(url)) if keep else _stream_sha256(url)) != want["sha256"]:
                 problem = f"{name} file's checksum differs from its record"
             else:
-                contents[name] = data
+                if keep:
+                    contents[name] = data
                 continue
-            log.warning("%s: %s; it will be written again", part, problem)
-            return None
-        return contents
+            return problem, {}
+        return None, contents
 
     def read(self, table: str, parts: Sequence[str] | None = None) -> pa.Table | None:
         """One table of the verified parts (or of `parts`, unchecked), in part order; None if none."""
@@ -130,3 +171,12 @@ class PartStore:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _stream_sha256(url: str, chunk: int = 8 << 20) -> str:
+    digest = hashlib.sha256()
+    filesystem, path = fs.filesystem(url)
+    with filesystem.open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from elcore.checkpoint import FILES, finished_checkpoints, load_checkpoint, write_checkpoint
+from elcore.checkpoint import finished_checkpoints, load_checkpoint, write_checkpoint
 from elcore.errors import ConfigError
 from tests.training_data import tiny_config, write_tiny_data
 
@@ -26,7 +26,7 @@ def saved(tiny_model, small_catalogue, tiny_base_dir, tmp_path):
 
 def test_a_whole_checkpoint_is_finished_and_loads(saved):
     root, args = saved
-    assert (root / "step-00000007" / FILES).exists()
+    assert (root / "step-00000007" / "parts" / "rank-0.json").exists()
     assert finished_checkpoints(str(root)) == ["step-00000007"]
     assert load_checkpoint(str(root / "step-00000007"), *args).state == {"step": 7}
 
@@ -36,7 +36,7 @@ def test_a_copy_cut_short_is_not_finished(saved):
     weights = root / "step-00000007" / "optimizer.safetensors"
     weights.write_bytes(weights.read_bytes()[:-20])
     assert finished_checkpoints(str(root)) == []
-    (root / "step-00000007" / FILES).unlink()  # the record never arrived
+    (root / "step-00000007" / "parts" / "rank-0.json").unlink()  # the record never arrived
     weights.unlink()
     assert finished_checkpoints(str(root)) == []
 
@@ -47,5 +47,6 @@ def test_damaged_bytes_are_refused_at_load(saved):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(ConfigError, match="optimizer.safetensors differs from its checksum"):
+    assert finished_checkpoints(str(root)) == []  # a resume passes over it to an earlier one
+    with pytest.raises(ConfigError, match="optimizer.safetensors file's checksum differs from its record"):
         load_checkpoint(str(root / "step-00000007"), *args)
