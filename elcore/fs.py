@@ -44,14 +44,8 @@ def read_bytes(url: str) -> bytes:
 
 def write_bytes_atomic(url: str, data: bytes) -> None:
     """Write to a temporary name, then move into place: readers never see half a file."""
-    fs, path = filesystem(url)
-    parent = path.rsplit("/", 1)[0] if "/" in path else ""
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with fs.open(tmp, "wb") as f:
+    with atomic_writer(url) as f:
         f.write(data)
-    fs.mv(tmp, path)
 
 
 def read_json(url: str) -> Any:
@@ -82,13 +76,18 @@ def is_local(url: str) -> bool:
 
 
 def localize(url: str) -> str:
-    """A local path holding the contents of `url` (a remote directory is copied into the cache once)."""
+    """A local path holding the contents of `url`: a remote directory is copied into the cache once per
+    version (keyed by its URL and its files' names, sizes and modification stamps)."""
     if is_local(url):
         return filesystem(url)[1]
     from .settings import cache_dir
 
     fs, path = filesystem(url)
-    local = os.path.join(cache_dir(), "remote", fingerprint(url))
+    listing = sorted(
+        (name, info.get("size"), str(info.get("LastModified") or info.get("mtime") or info.get("created")))
+        for name, info in fs.find(path, detail=True).items()
+    )
+    local = os.path.join(cache_dir(), "remote", fingerprint(url, json.dumps(listing, default=str)))
     if not os.path.exists(os.path.join(local, ".complete")):
         fs.get(path.rstrip("/") + "/", local, recursive=True)
         open(os.path.join(local, ".complete"), "w").close()
