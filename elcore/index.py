@@ -1,8 +1,7 @@
 """FAISS inner-product entity indexes: one index (`FaissIndex`) or row-range shards (`ShardedIndex`).
 
-Ids returned by `search` are catalogue row numbers. An index is saved as a directory:
-`index.json` (type, spec, dim, ntotal, shard row ranges, caller metadata such as fingerprints), one
-`shard-00000.faiss` per shard and, when `spec.rerank > 0`, `vectors-fp16-00000.npy` beside each shard.
+Ids returned by `search` are catalogue row numbers. An index is saved as a directory of shards and an
+`index.json` (`elcore.index_files`).
 
 Example:
     >>> index = FaissIndex.build(vectors, IndexSpec("hnsw", ef_search=128))
@@ -13,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import abc
-import io
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -25,17 +23,22 @@ except ImportError:  # a node without faiss (e.g. a GPU image): only the torch `
     faiss = None
 
 from . import fs
-from .errors import ConfigError, IndexMismatchError, IndexNotFoundError
+from .errors import ConfigError, IndexMismatchError
+from .index_files import (
+    MANIFEST,
+    read_manifest,
+    read_shard_files,
+    write_manifest,
+    write_shard,
+    write_sharded_manifest,
+)
 from .index_presets import (  # noqa: F401 - re-exported: the spec is part of this module's API
     IndexKind,
     IndexSpec,
     compact_bytes_per_entity,
     presets_text,
 )
-from .parts import PartStore
 
-MANIFEST = "index.json"
-FORMAT_VERSION = 1
 _ADD_BLOCK = (
     65_536  # rows converted to float32 at a time while adding, so fp16 or memmapped inputs stay small
 )
@@ -93,12 +96,7 @@ class EntityIndex(abc.ABC):
             IndexMismatchError: the files disagree with the manifest, or the type is not `cls`.
         """
         _set_threads(num_threads)
-        manifest_url = fs.join(url, MANIFEST)
-        if not fs.exists(manifest_url):
-            raise IndexNotFoundError(
-                f"no entity index at {url}: {MANIFEST} is missing; build one with `elq build-index`"
-            )
-        manifest = fs.read_json(manifest_url)
+        manifest = read_manifest(url)
         spec = IndexSpec.from_dict(manifest["spec"])
         if manifest["type"] == "torch-flat":
             from .torch_index import TorchFlatIndex
@@ -115,7 +113,7 @@ class EntityIndex(abc.ABC):
             index = ShardedIndex(shards, manifest.get("metadata"))
         else:
             raise IndexMismatchError(
-                f"{manifest_url}: unknown index type {manifest['type']!r}; expected faiss, sharded or torch-flat"
+                f"{fs.join(url, MANIFEST)}: unknown index type {manifest['type']!r}; expected faiss, sharded or torch-flat"
             )
         if index.dim != manifest["dim"] or index.ntotal != manifest["ntotal"]:
             raise IndexMismatchError(
@@ -421,40 +419,6 @@ def train_empty_index(vectors: np.ndarray, spec: IndexSpec, ntotal: int) -> byte
     return faiss.serialize_index(index).tobytes()
 
 
-def _shard_store(url: str, rerank: bool) -> PartStore:
-    names = {"faiss": "shard-{part}.faiss", "rerank": "vectors-fp16-{part}.npy"}
-    return PartStore(url, ("faiss", "rerank") if rerank else ("faiss",), names)
-
-
-def write_shard(url: str, number: int, shard: FaissIndex) -> None:
-    """Write `shard-{number:05d}.faiss` (and its re-rank vectors) under `url`, each file atomically,
-    then the shard's record (sizes, checksums) that `written_shards` checks."""
-    files = {"faiss": faiss.serialize_index(shard.index).tobytes()}
-    if shard.rerank_vectors is not None:
-        buffer = io.BytesIO()
-        np.save(buffer, shard.rerank_vectors, allow_pickle=False)
-        files["rerank"] = buffer.getvalue()
-    _shard_store(url, "rerank" in files).write(f"{number:05d}", files, counts={"ntotal": shard.ntotal})
-
-
-def written_shards(url: str, rerank: bool) -> set[int]:
-    """Numbers of the shards under `url` whose files match their records: what a resumed build keeps."""
-    return {int(part) for part in _shard_store(url, rerank).done()}
-
-
-def shard_bytes(url: str, rerank: bool) -> int:
-    """Bytes of the shard files written under `url` (from their records)."""
-    records = _shard_store(url, rerank).records().values()
-    return sum(file["bytes"] for record in records for file in record["files"].values())
-
-
-def write_sharded_manifest(
-    url: str, spec: IndexSpec, dim: int, shard_sizes: Sequence[int], metadata: dict[str, Any] | None = None
-) -> None:
-    """Write `index.json` for shards written with `write_shard`; last, so a reader sees all or none."""
-    write_manifest(url, "sharded", spec, dim, shard_sizes, metadata or {})
-
-
 def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, block_size: int = 65_536) -> SearchResult:
     """Brute-force inner-product top-k over `vectors` in row blocks: the reference for every other index.
 
@@ -551,25 +515,6 @@ def _deserialize(data: bytes) -> faiss.Index:
     return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
 
 
-def write_manifest(
-    url: str, kind: str, spec: IndexSpec, dim: int, shard_sizes: Sequence[int], metadata: dict[str, Any]
-) -> None:
-    bounds = np.concatenate([[0], np.cumsum(shard_sizes)]).astype(int).tolist()
-    fs.write_json_atomic(
-        fs.join(url, MANIFEST),
-        {
-            "format_version": FORMAT_VERSION,
-            "type": kind,
-            "spec": spec.to_dict(),
-            "dim": int(dim),
-            "ntotal": bounds[-1],
-            "shards": [[start, end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)],
-            "metadata": metadata,
-            "faiss_version": faiss.__version__,
-        },
-    )
-
-
 def _require_faiss(spec: IndexSpec) -> None:
     if faiss is None:
         raise ConfigError(
@@ -579,25 +524,7 @@ def _require_faiss(spec: IndexSpec) -> None:
 
 
 def read_shard(url: str, number: int, spec: IndexSpec, metadata: dict[str, Any], expected: int) -> FaissIndex:
+    """Shard `number` of the index saved at `url`, as a `FaissIndex` (`elcore.index_files`)."""
     _require_faiss(spec)
-    index_url = fs.join(url, f"shard-{number:05d}.faiss")
-    if not fs.exists(index_url):
-        raise IndexNotFoundError(
-            f"{index_url} is missing; {MANIFEST} lists it (rebuild or re-copy the index)"
-        )
-    if fs.is_local(index_url):
-        # Memory-mapped: the OS shares the pages between every process of a node that searches it.
-        index = faiss.read_index(fs.localize(index_url), faiss.IO_FLAG_MMAP_IFC)
-    else:
-        index = _deserialize(fs.read_bytes(index_url))
-    if index.ntotal != expected:
-        raise IndexMismatchError(f"{index_url} holds {index.ntotal} vectors, {MANIFEST} says {expected}")
-    rerank_vectors = None
-    if spec.rerank:
-        vectors_url = fs.join(url, f"vectors-fp16-{number:05d}.npy")
-        if not fs.exists(vectors_url):
-            raise IndexNotFoundError(f"{vectors_url} is missing; spec.rerank={spec.rerank} needs it")
-        filesystem, path = fs.filesystem(vectors_url)
-        with filesystem.open(path, "rb") as f:
-            rerank_vectors = np.load(f, allow_pickle=False)
+    index, rerank_vectors = read_shard_files(url, number, spec.rerank > 0, expected)
     return FaissIndex(index, spec, metadata, rerank_vectors)

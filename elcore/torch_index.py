@@ -18,7 +18,8 @@ import torch
 
 from . import fs
 from .errors import IndexMismatchError, IndexNotFoundError
-from .index import EntityIndex, IndexKind, IndexSpec, SearchResult, write_manifest
+from .index import EntityIndex, IndexKind, IndexSpec, SearchResult
+from .index_files import write_manifest
 
 TYPE = "torch-flat"
 VECTORS_FILE = "vectors-fp16-00000.npy"

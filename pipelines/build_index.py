@@ -142,7 +142,8 @@ def build_shard(
     threads: int,
 ) -> dict[str, Any]:
     """Ray task: index rows [start, end) (local ids 0..) from the shared training, write the shard files."""
-    from elcore.index import FaissIndex, write_shard
+    from elcore.index import FaissIndex
+    from elcore.index_files import write_shard
 
     vectors = rows.read(np.arange(start, end), np.float16 if rows.manifest.dtype == "float16" else np.float32)
     shard = FaissIndex.build(vectors, spec, metadata, trained=trained, num_threads=threads)
@@ -159,7 +160,8 @@ def run(config: BuildIndexConfig) -> dict[str, Any]:
     """
     import ray
 
-    from elcore.index import new_index, shard_bytes, shard_ranges, write_sharded_manifest, written_shards
+    from elcore.index import new_index, shard_ranges
+    from elcore.index_files import shard_bytes, write_sharded_manifest, written_shards
 
     config.validate()
     started = time.perf_counter()

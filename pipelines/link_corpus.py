@@ -30,6 +30,7 @@ from elcore.catalogue import EntityCatalogue
 from elcore.corpus import FORMATS
 from elcore.errors import ConfigError
 from elcore.index import load_index
+from elcore.index_files import index_exists, manifest_fingerprint
 from elcore.overrides import InferenceOverrides
 
 from .common import (
@@ -113,7 +114,7 @@ class LinkCorpusConfig:
 
     def index_url(self) -> str:
         url = self.index or fs.join(self.model, "index")
-        if not fs.exists(fs.join(url, "index.json")):
+        if not index_exists(url):
             raise ConfigError(f"no index at {url}: pass --index (an index folder from build-index)")
         return url
 
@@ -187,7 +188,7 @@ def run(config: LinkCorpusConfig) -> dict[str, Any]:
         "stage": "link-corpus",
         "model": model_fingerprint(config.model),
         "catalogue": EntityCatalogue.load(catalogue_url).fingerprint,
-        "index": fs.fingerprint(fs.read_bytes(fs.join(index_url, "index.json"))),
+        "index": manifest_fingerprint(index_url),
         "input": config.input,
         "format": fmt,
         "fields": [config.id_field, config.text_field],

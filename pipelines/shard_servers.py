@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from elcore import fs
 from elcore.errors import ConfigError
 from elcore.index import EntityIndex
 
@@ -26,15 +25,15 @@ class ShardServer:
     def __init__(self, index_url: str, number: int, threads: int) -> None:
         import faiss
 
-        from elcore import index as elindex
-        from elcore.index import IndexSpec
+        from elcore.index import IndexSpec, read_shard
+        from elcore.index_files import read_manifest
 
         faiss.omp_set_num_threads(threads)
-        manifest = fs.read_json(fs.join(index_url, elindex.MANIFEST))
+        manifest = read_manifest(index_url)
         start, end = manifest["shards"][number]
         spec = IndexSpec.from_dict(manifest["spec"])
         # elcore reads one shard with `read_shard` (used by `load_index` for all shards at once).
-        self.shard = elindex.read_shard(index_url, number, spec, manifest.get("metadata", {}), end - start)
+        self.shard = read_shard(index_url, number, spec, manifest.get("metadata", {}), end - start)
 
     def search(self, queries: np.ndarray, k: int):
         return self.shard.search(queries, k)
@@ -102,7 +101,9 @@ def start_shard_servers(index_url: str, shard_cpus: float) -> tuple:
     """One `ShardServer` actor per shard of the index; returns `RemoteShardedIndex` constructor arguments."""
     import ray
 
-    manifest = fs.read_json(fs.join(index_url, "index.json"))
+    from elcore.index_files import read_manifest
+
+    manifest = read_manifest(index_url)
     server = ray.remote(num_cpus=shard_cpus)(ShardServer)
     threads = max(1, int(shard_cpus))
     actors = [server.remote(index_url, n, threads) for n in range(len(manifest["shards"]))]

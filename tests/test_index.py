@@ -18,9 +18,8 @@ from elcore.index import (
     load_index,
     shard_ranges,
     train_empty_index,
-    write_shard,
-    write_sharded_manifest,
 )
+from elcore.index_files import write_shard, write_sharded_manifest
 
 DIM, N, K = 32, 2000, 10
 APPROXIMATE = ["flat-fp16", "sq8", "hnsw", "ivfpq", "compact", "IVF32,SQ8"]
