@@ -562,7 +562,7 @@ def test_cli_commands_and_module_main(embedded, work):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["shards"] == 3 and load_index(out).ntotal == NUM_ENTITIES
+    assert json.loads(result.stdout)["shards"] == 3 and load_index(out).ntotal == NUM_ENTITIES
     summary = build_index.main(
         ["--embeddings", embedded[0].output, "--output", out, "--kind", "hnsw", "--num-shards", "3"]
     )
