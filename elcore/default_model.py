@@ -248,6 +248,11 @@ def silver_examples(
             for m in pattern.finditer(text)
             if m.group(0)[0].isupper()
         ]
+        subject = lead_subject(text, article["title"])
+        if subject:  # "Fyodor Mikhailovich Dostoevsky was ...": the article's own name, not a title match
+            mentions = [g for g in mentions if g.start >= subject] + [
+                GoldMention(0, subject, own_id, None, "string_match")
+            ]
         # A person's lead calls them by surname after the first sentence ("Einstein developed ...").
         for surname in _person_aliases(article):
             taken = [(g.start, g.end) for g in mentions]
@@ -266,6 +271,9 @@ def silver_examples(
             # People type without capitals too (only where lower-casing keeps every offset).
             lowered = rng.random() < config.lowercase_share and len(sentence.lower()) == len(sentence)
             examples.append(Example(f"lead-{n}-{k}", sentence.lower() if lowered else sentence, inside))
+        variant = _named_variant(text, mentions, article, own_id, rng)
+        if variant is not None:
+            examples.append(dataclasses.replace(variant, id=f"lead-{n}-named"))
         if rng.random() < config.questions_per_entity:
             title = rng.choice([article["title"], *_person_aliases(article)])
             template = rng.choice(QUESTION_TEMPLATES.get(article["topic"], DEFAULT_TEMPLATES))
@@ -281,6 +289,53 @@ def silver_examples(
             )
     rng.shuffle(examples)
     return examples[: config.max_train_examples]
+
+
+_SUBJECT = re.compile(
+    r"^((?:[A-Z][\w'.-]*)(?:\s+(?:[A-Z][\w'.-]*|of|the|and|de|van|von|da|di|du|der|den|le|la|del|bin|ibn|al))*)"
+    r"(?=,|\s+(?:is|was|are|were|has|had)\b)"
+)
+
+
+def lead_subject(text: str, title: str) -> int:
+    """End of the article's own name at the start of its lead ("Charles Robert Darwin was ..." -> 21)
+    when it is not the title itself and shares a word with it; else 0. Leads name their subject in
+    full, so without this the full names are unannotated there, and the silver data teaches that a
+    person's full name is no mention (only the surname inside it)."""
+    found = _SUBJECT.match(text)
+    if not found:
+        return 0
+    name = found.group(1)
+    if name.startswith("The ") and not title.startswith("The "):
+        return 0  # "The Nobel Prizes are ...": the article's subject, but not under its title's form
+    words = {w for w in strip_disambiguator(title).split() if len(w) >= 3}
+    if name == strip_disambiguator(title) or not words & set(name.split()):
+        return 0
+    return found.end(1)
+
+
+def _named_variant(
+    text: str, mentions: list[GoldMention], article: dict, own_id: str, rng: random.Random
+) -> Example | None:
+    """The lead's first sentence with its subject's full name replaced by the title or, for a person,
+    sometimes the surname ("Fyodor Dostoevsky was a Russian philosopher, ...", "Darwin was ..."): how
+    everyday text names the entity."""
+    subject = next((g for g in mentions if g.start == 0 and g.entity == own_id), None)
+    if subject is None:
+        return None
+    first = _sentences(text, mentions)[0]
+    aliases = _person_aliases(article)
+    name = aliases[-1] if aliases and rng.random() < 0.3 else strip_disambiguator(article["title"])
+    if name == text[: subject.end]:
+        return None
+    shift = len(name) - subject.end
+    rest = tuple(
+        dataclasses.replace(g, start=g.start + shift, end=g.end + shift)
+        for g in mentions
+        if subject.end <= g.start and g.end <= first[1]
+    )
+    sentence = name + text[subject.end : first[1]]
+    return Example("", sentence, (GoldMention(0, len(name), own_id, None, "string_match"), *rest))
 
 
 def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:

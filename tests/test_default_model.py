@@ -9,6 +9,7 @@ from elcore.default_model import (
     SUMMARIES,
     DefaultBuildConfig,
     _person_aliases,
+    lead_subject,
     _sentences,
     build_default_linker,
     read_vital_articles,
@@ -39,6 +40,11 @@ ARTICLES = {
     ),
     "Gravity": ("Science", "force", "Gravity was described by Isaac Newton."),
     "Mercury (planet)": ("Science", "planet", "Mercury is the smallest planet."),
+    "Charles Darwin": (
+        "People",
+        "English naturalist (1809–1882)",
+        "Charles Robert Darwin was an English naturalist. Darwin lived in England.",
+    ),
 }
 
 
@@ -123,6 +129,22 @@ def test_training_examples_are_sentences_with_their_own_mentions(wheel_dir):
         ("Isaac Newton", "enwiki:isaac newton"),
         ("England", "enwiki:england"),
     ]
+
+
+def test_a_lead_names_its_subject_in_full_and_a_variant_names_it_as_people_do(wheel_dir):
+    assert lead_subject("Charles Robert Darwin was an English naturalist.", "Charles Darwin") == 21
+    assert lead_subject("Charles Darwin was an English naturalist.", "Charles Darwin") == 0  # a title match
+    assert lead_subject("The Nobel Prizes are awards.", "Nobel Prize") == 0
+    assert lead_subject("Proteins are essential nutrients.", "Protein (nutrient)") == 0  # no shared word
+    articles = read_vital_articles(next(wheel_dir.glob("*.whl")))
+    examples = silver_examples(articles, vital_catalogue(articles), DefaultBuildConfig(lowercase_share=0.0))
+    spans = {e.text: [(e.text[m.start : m.end], m.entity) for m in e.mentions] for e in examples}
+    assert spans["Charles Robert Darwin was an English naturalist."] == [
+        ("Charles Robert Darwin", "enwiki:charles darwin")
+    ]
+    variant = next(e for e in examples if e.id.endswith("-named"))
+    assert variant.text in ("Charles Darwin was an English naturalist.", "Darwin was an English naturalist.")
+    assert spans[variant.text] == [(variant.text.split(" was")[0], "enwiki:charles darwin")]
 
 
 def test_build_writes_a_hybrid_linker(wheel_dir, tmp_path):
