@@ -89,7 +89,7 @@ class DefaultBuildConfig:
     batch_size: int = 32
     max_entity_length: int = 64
     max_context_length: int = 64
-    head_examples: int = 1500
+    head_examples: int = 3000
     # Down to mention p = 0.01 (the head decides; the names of everyday sentences get low mention
     # scores from a model trained on article leads).
     mention_threshold: float = -4.6
