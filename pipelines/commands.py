@@ -31,14 +31,12 @@ class LinkerChoice:
         model: linker or model directory (default: the embedded default).
         catalogue: catalogue (jsonl or Parquet); default: the linker's own.
         index: index directory; default: the linker's own, else exact search.
-        use_priors: fused score (dense + alias-table priors + learned head) when the linker has them; off = ELQ's dense score (default: on when it has them).
         batch_size: windows per encoder call.
     """
 
     model: str | None = field(default=None, metadata={"flags": ("-m",)})
     catalogue: str | None = None
     index: str | None = None
-    use_priors: bool | None = None
     batch_size: int = 32
 
     def load(self, overrides: InferenceOverrides, candidates: int = 0) -> Linker:
@@ -50,7 +48,6 @@ class LinkerChoice:
             index=self.index,
             batch_size=self.batch_size,
             num_candidates=candidates,
-            use_priors=self.use_priors,
             **overrides.config_values(),
         )
 
