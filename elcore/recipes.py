@@ -8,6 +8,9 @@
 | `frozen-entities` | ELQ's released recipe            | webqsp data; entity encoder and vectors frozen        |
 | `hybrid`          | frozen-entities + priors + head  | + alias table and fusion head (`elcore.hybrid`)       |
 
+The best model on the kit is `wiki`, then `hybrid` from it (`--set init_model=runs/wiki/best`):
+ELQ's Wikipedia pre-training with the entity vectors frozen, then WebQSP and the hybrid step.
+
 Every recipe is developed on webqsp/dev + mintaka/dev, links against the kit catalogue and picks
 its best checkpoint and threshold by dev F1 (ELQ chose it on a slice of the training data). The
 base encoder is the shipped MiniLM; on a cluster give a BERT by name or path:
@@ -98,11 +101,14 @@ def _wiki(kit: Path) -> dict[str, Any]:
         **questions,
         "train_data": [_kit(kit, "data", "anchors", name) for name in anchors],
         "output_dir": "runs/wiki",
-        "model": {**questions["model"], "max_context_length": 128, "context_stride": 64},
-        "batch_size": 32,
+        # Anchor sentences fit 64 wordpieces; the entity side stays frozen, as in the recipes that
+        # continue from it (`hybrid` with init_model: their entity vectors are the cached ones).
+        "model": {**questions["model"], "max_context_length": 64, "context_stride": 32},
+        "batch_size": 16,
         "epochs": 1,
         "learning_rate": 3e-5,
         "hard_negatives": 10,
+        "freeze_entities": True,
     }
 
 
@@ -193,7 +199,8 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "hybrid",
             "ELQ + mention-entity priors",
-            "frozen-entities, then the alias table and a fusion head fitted on training data (the best model)",
+            "frozen-entities, then the alias table and a fusion head fitted on training data "
+            "(the best model: from a `wiki` run, --set init_model=runs/wiki/best)",
             _hybrid,
         ),
     )

@@ -8,6 +8,7 @@ import pytest
 from elcore.default_model import (
     SUMMARIES,
     DefaultBuildConfig,
+    TitleMatcher,
     _person_aliases,
     lead_subject,
     _sentences,
@@ -129,6 +130,13 @@ def test_training_examples_are_sentences_with_their_own_mentions(wheel_dir):
         ("Isaac Newton", "enwiki:isaac newton"),
         ("England", "enwiki:england"),
     ]
+
+
+def test_title_matches_are_leftmost_longest_and_whole_words():
+    matcher = TitleMatcher(["new york", "new york city", "york", "washington, d.c.", "berlin"])
+    text = "New York City and Washington, D.C. met in Yorkshire, not Berlins or İzmir's Berlin."
+    assert [text[a:b] for a, b, _ in matcher.find(text)] == ["New York City", "Washington, D.C.", "Berlin"]
+    assert matcher.find(text)[0][2] == "new york city"
 
 
 def test_a_lead_names_its_subject_in_full_and_a_variant_names_it_as_people_do(wheel_dir):

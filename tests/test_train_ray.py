@@ -86,7 +86,7 @@ def test_recipe_details(kit_dir, tmp_path):
     frozen = recipe("frozen-entities")
     assert frozen.freeze_entities and 8 <= frozen.hard_negatives <= 15
     assert frozen.model["entity_pooling"] == "mean"
-    assert recipe("wiki").hard_negatives > 0
+    assert recipe("wiki").hard_negatives > 0 and recipe("wiki").freeze_entities
     assert all("/anchors/" in p for p in recipe("wiki").train_data)
     assert not recipe("webqsp").freeze_entities and recipe("webqsp").init_model is None
     with pytest.raises(ConfigError, match="recipe 'finetune'.*needs init_model"):
