@@ -3,4 +3,4 @@
 # lies on this kind of machine's disk; an unpinned torch would pull a multi-GB CUDA wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[dev]'
+python3 -m pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 -e '.[dev]'
