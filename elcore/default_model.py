@@ -15,7 +15,7 @@
 - Recipe: ELQ's frozen-entity recipe with mean-pooled entity vectors (the pooling MiniLM was
   trained with); the question side and the mention head train.
 
-    >>> build_default_linker(DefaultBuildConfig())   # ~10 minutes on 2 cores
+    >>> build_default_linker(DefaultBuildConfig())   # ~5 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ DEFAULT_TEMPLATES = ["what is {}?", "tell me about {}", "who invented {}?", "wha
 
 @dataclass
 class DefaultBuildConfig:
-    """Build the embedded default linker (MiniLM + ~10k Wikipedia vital articles; ~9 min on 2 cores).
+    """Build the embedded default linker (MiniLM + ~10k Wikipedia vital articles; ~5 min on 2 cores).
 
     Args:
         output_dir: where to write the linker (default: the embedded default's place).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: install, build the default linker (MiniLM + ~10k
-# Wikipedia vital articles; about 10 minutes on 2 cores, once), then link the README's sentences.
+# Wikipedia vital articles; about 5 minutes on 2 cores, once), then link the README's sentences.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
