@@ -5,8 +5,9 @@ A checkpoint directory holds `model/` (safetensors), `optimizer.safetensors`, `t
 the middle of an epoch with hard negatives, `negatives-rank<r>.safetensors` (each rank's mined
 negatives), and, written last, each rank's record `parts/rank-<r>.json` (`elcore.parts.PartStore`:
 every file of that rank with its size and sha256). A checkpoint counts as finished only when
-rank 0's files match their record (a copy cut short or damaged is passed over), and loading
-refuses one that does not. The training loop (`elcore.training`) passes in what it saves and gets
+rank 0's files are all there at their recorded sizes (a copy cut short is passed over; listing reads
+no file whole), and loading checks the checksums and refuses a damaged one. Checkpoints of earlier
+versions, listed in `files.json`, are read the same way. The training loop (`elcore.training`) passes in what it saves and gets
 back what it resumes from, so this module knows nothing of the loop itself.
 
     >>> directory = write_checkpoint(model, optimizer, scheduler, None, {"step": 10}, config, 0, 1, None)
@@ -29,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from . import fs
 from .errors import ConfigError
 from .model import ElqModel
-from .parts import PartStore
+from .parts import NO_RECORD, PartStore, check_files
 from .train_config import JOB_FIELDS, TrainConfig
 from .train_step import TrainingWindow
 
@@ -67,9 +68,22 @@ def finished_checkpoints(root: str) -> list[str]:
     return sorted(n for n in names if _finished(fs.join(root, n)))
 
 
+LEGACY_FILES = "files.json"  # rank 0's listing in checkpoints written before they were PartStore parts
+
+
+def _problem(url: str, part: str, checksums: bool) -> str | None:
+    """What is wrong with one rank's files of a checkpoint (its record, or a legacy `files.json`)."""
+    store = _parts(url)
+    problem = store.problem(part, checksums)
+    if problem == NO_RECORD and part == MAIN_PART and fs.exists(fs.join(url, LEGACY_FILES)):
+        return check_files(store, part, fs.join(url, LEGACY_FILES), checksums)
+    return problem
+
+
 def _finished(url: str) -> bool:
-    problem = _parts(url).problem(MAIN_PART)
-    if problem is not None and problem != "no record":  # no record yet: a copy still arriving
+    """Rank 0's files all there at their recorded sizes (listing checkpoints reads no file whole)."""
+    problem = _problem(url, MAIN_PART, checksums=False)
+    if problem is not None and problem != NO_RECORD:  # no record yet: a copy still arriving
         log.warning("checkpoint %s: %s; it is not resumed from", url, problem)
     return problem is None
 
@@ -85,11 +99,9 @@ def _seal(directory: str, rank: int) -> None:
 
 
 def _verify(local: str, url: str) -> None:
-    problem = _parts(local).problem(MAIN_PART)
-    if problem == "no record":
-        log.warning(
-            "checkpoint %s was written before checkpoints were recorded; its files are not verified", url
-        )
+    problem = _problem(local, MAIN_PART, checksums=True)
+    if problem == NO_RECORD:
+        log.warning("checkpoint %s has no record of its files; they are not verified", url)
     elif problem is not None:
         raise ConfigError(f"checkpoint {url}: {problem}; delete the checkpoint to resume from an earlier one")
 
@@ -181,7 +193,8 @@ def load_checkpoint(
     resumed = Resumed(saved["state"])
     negatives_file = os.path.join(local, f"negatives-rank{rank}.safetensors")
     if resumed.state.get("step_in_epoch") and config.hard_negatives:
-        if os.path.exists(negatives_file) and saved.get("world_size") == world_size:
+        damaged = rank and _problem(local, f"rank-{rank}", checksums=True) not in (None, NO_RECORD)
+        if os.path.exists(negatives_file) and saved.get("world_size") == world_size and not damaged:
             resumed.negatives = load_file(negatives_file)["negatives"]
         else:
             log.warning(

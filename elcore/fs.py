@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -84,14 +85,33 @@ def localize(url: str) -> str:
 
     fs, path = filesystem(url)
     listing = sorted(
-        (name, info.get("size"), str(info.get("LastModified") or info.get("mtime") or info.get("created")))
+        (name, info.get("size"), [str(info[k]) for k in _VERSION_KEYS if info.get(k) is not None])
         for name, info in fs.find(path, detail=True).items()
     )
     local = os.path.join(cache_dir(), "remote", fingerprint(url, json.dumps(listing, default=str)))
-    if not os.path.exists(os.path.join(local, ".complete")):
-        fs.get(path.rstrip("/") + "/", local, recursive=True)
-        open(os.path.join(local, ".complete"), "w").close()
+    if not os.path.exists(local):
+        # Fetched beside it and renamed into place: a process on the same node never reads half a copy.
+        staging = f"{local}.tmp-{uuid.uuid4().hex[:8]}"
+        fs.get(path.rstrip("/") + "/", staging, recursive=True)
+        try:
+            os.rename(staging, local)
+        except OSError:  # another process put the same version there first
+            shutil.rmtree(staging, ignore_errors=True)
     return local
+
+
+# What object stores and filesystems report as a file's version (S3, GCS, Azure, local, HTTP).
+_VERSION_KEYS = (
+    "ETag",
+    "etag",
+    "md5Hash",
+    "generation",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "mtime",
+    "created",
+)
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from . import fs
 log = logging.getLogger(__name__)
 
 RECORDS = "parts"
+NO_RECORD = "no record"
 
 
 class PartStore:
@@ -112,13 +113,10 @@ class PartStore:
             if self._verified(part, record, keep=False) is not None
         }
 
-    def problem(self, part: str) -> str | None:
-        """What is wrong with a part's files (no record, a file missing, cut short or changed), or None."""
-        try:
-            record = fs.read_json(self._record(part))
-        except (OSError, ValueError):
-            return "no record"
-        return self._check(part, record, keep=False)[0]
+    def problem(self, part: str, checksums: bool = True) -> str | None:
+        """What is wrong with a part's files, or None: `NO_RECORD`, an unreadable record, a file missing,
+        cut short or (with `checksums`; without, only names and sizes are checked) changed."""
+        return check_files(self, part, self._record(part), checksums)
 
     def _verified(self, part: str, record: dict[str, Any], keep: bool = True) -> dict[str, bytes] | None:
         """The part's file contents (`keep`; else empty: files are hashed as streams, so checking a
@@ -129,7 +127,9 @@ class PartStore:
         log.warning("%s: %s; it will be written again", fs.join(self.url, part), problem)
         return None
 
-    def _check(self, part: str, record: dict[str, Any], keep: bool) -> tuple[str | None, dict[str, bytes]]:
+    def _check(
+        self, part: str, record: dict[str, Any], keep: bool, checksums: bool = True
+    ) -> tuple[str | None, dict[str, bytes]]:
         contents = {}
         for name in self.tables if self.tables is not None else list(record["files"]):
             want = record["files"].get(name)
@@ -140,6 +140,8 @@ class PartStore:
                 problem = f"{name} file missing"
             elif (size := filesystem.size(path)) != want["bytes"]:  # before reading it
                 problem = f"{name} file is {size} bytes, its record says {want['bytes']}"
+            elif not checksums:
+                continue
             elif (_sha256(data := fs.read_bytes(url)) if keep else _stream_sha256(url)) != want["sha256"]:
                 problem = f"{name} file's checksum differs from its record"
             else:
@@ -167,6 +169,20 @@ class PartStore:
             for key, value in record["counts"].items():
                 out[key] = out.get(key, 0) + int(value)
         return out
+
+
+def check_files(store: PartStore, part: str, record_url: str, checksums: bool = True) -> str | None:
+    """What is wrong with `part`'s files against the record at `record_url` (sizes and sha256 by file
+    name, `PartStore`'s format), or None."""
+    try:
+        record = fs.read_json(record_url)
+    except FileNotFoundError:
+        return NO_RECORD
+    except (OSError, ValueError) as error:
+        return f"its record {record_url} cannot be read ({error})"
+    if "files" not in record:  # a bare {file: {bytes, sha256}} listing (checkpoints' files.json)
+        record = {"files": record}
+    return store._check(part, record, keep=False, checksums=checksums)[0]
 
 
 def _sha256(data: bytes) -> str:

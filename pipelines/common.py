@@ -55,7 +55,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
             ray.init(address=address)
         else:
             # at least 2 CPU slots: one for actors, one for Ray Data's own tasks (see RESERVED_CPUS)
-            ray.init(num_cpus=num_cpus or max(2, os.cpu_count() or 1), include_dashboard=False)
+            # address="local": a new instance, even when a `ray start` cluster runs on this machine (plain
+            # ray.init() would join it and refuse num_cpus)
+            ray.init(
+                address="local", num_cpus=num_cpus or max(2, os.cpu_count() or 1), include_dashboard=False
+            )
             reaper.watch()  # Ray's agents would outlive a killed driver
     DataContext.get_current().enable_progress_bars = False  # `track` prints one bar with an ETA instead
 

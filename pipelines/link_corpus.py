@@ -32,6 +32,7 @@ from elcore.errors import ConfigError
 from elcore.index import load_index
 from elcore.index_files import index_exists, manifest_fingerprint
 from elcore.overrides import InferenceOverrides
+from elcore.priors import PRIORS_FILE
 
 from .common import (
     IO_TASK_CPUS,
@@ -98,6 +99,11 @@ class LinkCorpusConfig:
             raise ConfigError(f"format {self.format!r} not supported; use auto, {', '.join(FORMATS)}")
         if self.retrieval not in RETRIEVAL:
             raise ConfigError(f"retrieval {self.retrieval!r} not supported; use one of {list(RETRIEVAL)}")
+        if self.inference.use_priors and not fs.exists(fs.join(self.model, PRIORS_FILE)):
+            raise ConfigError(
+                f"--use-priors: {self.model} holds no {PRIORS_FILE}; link with the dense score "
+                "(--no-use-priors) or give a linker with priors"
+            )
         if self.docs_per_part < 1 or self.batch_size < 1:
             raise ConfigError(
                 f"docs_per_part and batch_size must be >= 1, got {self.docs_per_part}, {self.batch_size}"

@@ -27,7 +27,8 @@ _PIPES: list[int] = []  # write ends held open for the driver's lifetime; the OS
 
 
 def _processes() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, start time in clock ticks) of every process."""
+    """pid -> (parent pid, start time in clock ticks) of every live process (zombies, dead but not yet
+    reaped by their parent, are left out)."""
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -38,6 +39,8 @@ def _processes() -> dict[int, tuple[int, int]]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
+        if fields[0] == "Z":
+            continue
         found[int(entry)] = (int(fields[1]), int(fields[19]))
     return found
 
@@ -73,7 +76,7 @@ def still_running(known: dict[int, int]) -> list[int]:
     return [pid for pid, started in known.items() if pid in alive and alive[pid][1] == started]
 
 
-def _kill(pids: list[int]) -> None:
+def kill(pids: list[int]) -> None:
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -123,7 +126,7 @@ def main(driver: int, driver_started: int) -> None:
         if readable and not os.read(sys.stdin.fileno(), 1):
             break
     time.sleep(GRACE_SECONDS)
-    _kill(still_running(known))
+    kill(still_running(known))
 
 
 if __name__ == "__main__":

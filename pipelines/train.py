@@ -145,6 +145,7 @@ def run(
     resume: bool = True,
     max_failures: int = 0,
     cpus_per_worker: float = 1.0,
+    address: str | None = None,
 ) -> dict:
     """Train with `num_workers` Ray Train workers (0: in this process). Returns the summary.
 
@@ -156,6 +157,7 @@ def run(
         resume: continue from the latest checkpoint of a previous run with the same output_dir;
             False deletes that run's checkpoints first.
         max_failures: worker failures Ray Train recovers from (from the latest checkpoint).
+        address: the Ray cluster (`pipelines.common.init_ray`).
 
     Raises:
         ConfigError: a bad option. ray.train.TrainingFailedError: a worker failed.
@@ -172,7 +174,7 @@ def run(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    init_ray()  # $RAY_ADDRESS (ray job submit) or a local Ray that does not outlive this driver
+    init_ray(address)  # or $RAY_ADDRESS (ray job submit), else a local Ray that does not outlive this driver
     name = run_name(config.output_dir)
     storage = storage_path or fs.join(config.output_dir, "ray")
     storage = os.path.abspath(storage) if fs.is_local(storage) else storage
@@ -240,6 +242,7 @@ def run_job(job: TrainJob) -> dict:
         resume=job.resume,
         max_failures=job.max_failures,
         cpus_per_worker=job.cpus_per_worker,
+        address=job.address,
     )
     if config.hybrid:
         from elcore.hybrid import train_hybrid_linker

@@ -31,6 +31,7 @@ class TrainJob:
         storage_path: where Ray keeps checkpoints (local, s3://, gs://; default: output_dir/ray).
         resume: continue from the latest checkpoint of a run with the same output_dir.
         max_failures: worker failures Ray Train recovers from (from the latest checkpoint).
+        address: Ray address ('auto': the `ray start` cluster; default $RAY_ADDRESS, else a local Ray).
     """
 
     recipe: str | None = None
@@ -42,6 +43,7 @@ class TrainJob:
     storage_path: str | None = None
     resume: bool = True
     max_failures: int = 0
+    address: str | None = None
 
     def train_config(self) -> TrainConfig:
         """The recipe, then the JSON file, then each `--set`, as one validated `TrainConfig`."""

@@ -21,9 +21,16 @@ def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 18
 
     driver = subprocess.Popen(command, env=driver_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
-    while not ready():
-        assert driver.poll() is None and time.monotonic() < deadline, "the job ended before it was killed"
-        time.sleep(0.05)
+    try:
+        while not ready():
+            assert driver.poll() is None and time.monotonic() < deadline, "the job ended before it was killed"
+            time.sleep(0.05)
+    except BaseException:
+        # the job never got there: stop it and its Ray, so later tests do not share the CPUs with it
+        reaper.kill(list(reaper.descendants(driver.pid)))
+        driver.kill()
+        driver.wait()
+        raise
     started = reaper.descendants(driver.pid)  # raylet, GCS, agents, workers
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
