@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from . import fs
 from .errors import ConfigError
 from .model import ElqModel
-from .parts import NO_RECORD, PartStore, check_files
+from .parts import NO_RECORD, PartStore
 from .train_config import JOB_FIELDS, TrainConfig
 from .train_step import TrainingWindow
 
@@ -75,8 +75,9 @@ def _problem(url: str, part: str, checksums: bool) -> str | None:
     """What is wrong with one rank's files of a checkpoint (its record, or a legacy `files.json`)."""
     store = _parts(url)
     problem = store.problem(part, checksums)
-    if problem == NO_RECORD and part == MAIN_PART and fs.exists(fs.join(url, LEGACY_FILES)):
-        return check_files(store, part, fs.join(url, LEGACY_FILES), checksums)
+    legacy = fs.join(url, LEGACY_FILES)
+    if problem == NO_RECORD and part == MAIN_PART and fs.exists(legacy):
+        return store.check(part, {"files": fs.read_json(legacy)}, checksums)  # {file: {bytes, sha256}}
     return problem
 
 

@@ -249,15 +249,17 @@ def silver_examples(
             mentions = [g for g in mentions if g.start >= subject] + [
                 GoldMention(0, subject, own_id, None, "string_match")
             ]
+        aliases = _person_aliases(article)
         # A person's lead calls them by surname after the first sentence ("Einstein developed ...").
-        for surname in _person_aliases(article):
+        for surname in aliases:
             taken = [(g.start, g.end) for g in mentions]
             for m in re.finditer(rf"(?<!\w){re.escape(surname)}(?!\w)", text):
                 if all(m.end() <= s or m.start() >= e for s, e in taken):
                     mentions.append(GoldMention(m.start(), m.end(), own_id, None, "string_match"))
         mentions.sort(key=lambda g: g.start)
         # One example per sentence: everyday input is a sentence or two, not a 400-character lead.
-        for k, (start, end) in enumerate(_sentences(text, mentions)):
+        sentences = _sentences(text, mentions)
+        for k, (start, end) in enumerate(sentences):
             inside = tuple(
                 dataclasses.replace(g, start=g.start - start, end=g.end - start)
                 for g in mentions
@@ -267,11 +269,11 @@ def silver_examples(
             # People type without capitals too (only where lower-casing keeps every offset).
             lowered = rng.random() < config.lowercase_share and len(sentence.lower()) == len(sentence)
             examples.append(Example(f"lead-{n}-{k}", sentence.lower() if lowered else sentence, inside))
-        variant = _named_variant(text, mentions, article, own_id, rng)
+        variant = _named_variant(text, mentions, sentences, article["title"], aliases, own_id, rng)
         if variant is not None:
             examples.append(dataclasses.replace(variant, id=f"lead-{n}-named"))
         if rng.random() < config.questions_per_entity:
-            title = rng.choice([article["title"], *_person_aliases(article)])
+            title = rng.choice([article["title"], *aliases])
             template = rng.choice(QUESTION_TEMPLATES.get(article["topic"], DEFAULT_TEMPLATES))
             question = template.format(title)
             start = question.index(title)
@@ -345,17 +347,22 @@ def lead_subject(text: str, title: str) -> int:
 
 
 def _named_variant(
-    text: str, mentions: list[GoldMention], article: dict, own_id: str, rng: random.Random
+    text: str,
+    mentions: list[GoldMention],
+    sentences: list[tuple[int, int]],
+    title: str,
+    aliases: list[str],
+    own_id: str,
+    rng: random.Random,
 ) -> Example | None:
-    """The lead's first sentence with its subject's full name replaced by the title or, for a person,
-    sometimes the surname ("Fyodor Dostoevsky was a Russian philosopher, ...", "Darwin was ..."): how
-    everyday text names the entity."""
+    """The lead's first sentence (of `sentences`) with its subject's full name replaced by the title
+    or, for a person (`aliases`), sometimes the surname ("Fyodor Dostoevsky was a Russian philosopher,
+    ...", "Darwin was ..."): how everyday text names the entity."""
     subject = next((g for g in mentions if g.start == 0 and g.entity == own_id), None)
     if subject is None:
         return None
-    first = _sentences(text, mentions)[0]
-    aliases = _person_aliases(article)
-    name = aliases[-1] if aliases and rng.random() < 0.3 else strip_disambiguator(article["title"])
+    first = sentences[0]
+    name = aliases[-1] if aliases and rng.random() < 0.3 else strip_disambiguator(title)
     if name == text[: subject.end]:
         return None
     shift = len(name) - subject.end

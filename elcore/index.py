@@ -26,6 +26,7 @@ from . import fs
 from .errors import ConfigError, IndexMismatchError
 from .index_files import (
     MANIFEST,
+    deserialize,
     read_manifest,
     read_shard_files,
     write_manifest,
@@ -192,7 +193,7 @@ class FaissIndex(EntityIndex):
         spec = spec or IndexSpec()
         _set_threads(num_threads)
         _check_matrix(vectors, "vectors")
-        index = _deserialize(
+        index = deserialize(
             trained if trained is not None else train_empty_index(vectors, spec, len(vectors))
         )
         if index.d != vectors.shape[1]:
@@ -509,10 +510,6 @@ def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> SearchResult:
         scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
     return SearchResult(np.ascontiguousarray(scores), np.ascontiguousarray(ids))
-
-
-def _deserialize(data: bytes) -> faiss.Index:
-    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
 
 
 def _require_faiss(spec: IndexSpec) -> None:

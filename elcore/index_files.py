@@ -109,6 +109,11 @@ def shard_bytes(url: str, rerank: bool) -> int:
     return sum(file["bytes"] for record in records for file in record["files"].values())
 
 
+def deserialize(data: bytes) -> Any:
+    """A faiss index from the bytes `faiss.serialize_index` wrote (a shard file, a trained empty index)."""
+    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+
+
 def read_shard_files(url: str, number: int, rerank: bool, expected: int) -> tuple[Any, np.ndarray | None]:
     """Shard `number`'s faiss index (memory-mapped when local) and, with `rerank`, its float16 vectors.
 
@@ -124,7 +129,7 @@ def read_shard_files(url: str, number: int, rerank: bool, expected: int) -> tupl
         # Memory-mapped: the OS shares the pages between every process of a node that searches it.
         index = faiss.read_index(fs.localize(index_url), faiss.IO_FLAG_MMAP_IFC)
     else:
-        index = faiss.deserialize_index(np.frombuffer(fs.read_bytes(index_url), dtype=np.uint8))
+        index = deserialize(fs.read_bytes(index_url))
     if index.ntotal != expected:
         raise IndexMismatchError(f"{index_url} holds {index.ntotal} vectors, {MANIFEST} says {expected}")
     if not rerank:

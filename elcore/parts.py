@@ -114,9 +114,21 @@ class PartStore:
         }
 
     def problem(self, part: str, checksums: bool = True) -> str | None:
-        """What is wrong with a part's files, or None: `NO_RECORD`, an unreadable record, a file missing,
-        cut short or (with `checksums`; without, only names and sizes are checked) changed."""
-        return check_files(self, part, self._record(part), checksums)
+        """What is wrong with a part's files, or None: `NO_RECORD`, an unreadable record, or what `check`
+        finds."""
+        url = self._record(part)
+        try:
+            record = fs.read_json(url)
+        except FileNotFoundError:
+            return NO_RECORD
+        except (OSError, ValueError) as error:
+            return f"its record {url} cannot be read ({error})"
+        return self.check(part, record, checksums)
+
+    def check(self, part: str, record: dict[str, Any], checksums: bool = True) -> str | None:
+        """What is wrong with a part's files against `record` (a file missing, cut short or, with
+        `checksums`, changed; without, only names and sizes are checked), or None."""
+        return self._check(part, record, keep=False, checksums=checksums)[0]
 
     def _verified(self, part: str, record: dict[str, Any], keep: bool = True) -> dict[str, bytes] | None:
         """The part's file contents (`keep`; else empty: files are hashed as streams, so checking a
@@ -169,20 +181,6 @@ class PartStore:
             for key, value in record["counts"].items():
                 out[key] = out.get(key, 0) + int(value)
         return out
-
-
-def check_files(store: PartStore, part: str, record_url: str, checksums: bool = True) -> str | None:
-    """What is wrong with `part`'s files against the record at `record_url` (sizes and sha256 by file
-    name, `PartStore`'s format), or None."""
-    try:
-        record = fs.read_json(record_url)
-    except FileNotFoundError:
-        return NO_RECORD
-    except (OSError, ValueError) as error:
-        return f"its record {record_url} cannot be read ({error})"
-    if "files" not in record:  # a bare {file: {bytes, sha256}} listing (checkpoints' files.json)
-        record = {"files": record}
-    return store._check(part, record, keep=False, checksums=checksums)[0]
 
 
 def _sha256(data: bytes) -> str:

@@ -123,7 +123,7 @@ def report(run: TrainRun, train_stats: dict, rate: float, evaluate: bool) -> Non
         elif runtime.is_main and not run.dev.sets:
             state.best_step = state.step
             save_best(run, None)
-    flat = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
+    flat = _scalars(record)
     if runtime.is_main:
         print(json.dumps(flat), flush=True)
         state.history.append(flat)
@@ -168,11 +168,16 @@ def final_full_eval(run: TrainRun) -> dict | None:
     if report is None:
         return None
     save_best(run, report["dev_best_threshold"])
-    final = {k: v for k, v in report.items() if not isinstance(v, (list, dict))}
-    final["catalogue_entities"] = len(run.catalogue)
+    final = {**_scalars(report), "catalogue_entities": len(run.catalogue)}
     append_jsonl(run.metrics_url, {"final_full_catalogue": True, **report})
     print(json.dumps({"final_full_catalogue": True, **final}), flush=True)
     return final
+
+
+def _scalars(record: dict) -> dict:
+    """The fields of a record printed and kept in the history (sweep rows and per-set reports stay in
+    `metrics.jsonl`)."""
+    return {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
 
 
 def append_jsonl(url: str, record: dict) -> None:

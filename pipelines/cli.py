@@ -26,7 +26,7 @@ app.add_typer(kb_app, name="kb")
 
 def _register_commands() -> None:
     """The in-process commands (`commands.py`) and training: options from their configs, run deferred."""
-    from elcore.default_model import DefaultBuildConfig
+    from elcore.default_model import DefaultBuildConfig, build_default_linker
 
     from . import commands
     from .train_job import TrainJob
@@ -34,9 +34,7 @@ def _register_commands() -> None:
     app.command("link")(config_command(commands.LinkCommand, commands.link))
     app.command("evaluate")(config_command(commands.EvaluateCommand, commands.evaluate))
     app.command("encode-entities")(config_command(commands.EncodeEntitiesCommand, commands.encode_entities))
-    app.command("build-default")(
-        config_command(DefaultBuildConfig, deferred("elcore.default_model:build_default_linker"))
-    )
+    app.command("build-default")(config_command(DefaultBuildConfig, build_default_linker))
     app.command("train")(config_command(TrainJob, deferred("pipelines.train:run_job")))
 
 

@@ -1,6 +1,6 @@
 """The Ray stages as `elq` sub-commands: `embed-entities`, `build-index`, `link-corpus`, `evaluate-corpus`.
 
-Each command's options are the fields of the stage's config dataclass (`common.config_command`), so
+Each command's options are the fields of the stage's config dataclass (`options.config_command`), so
 `elq <stage>` and `python -m pipelines.<stage>` take the same options; a command builds the config and calls
 the stage's `run`, which imports Ray only when it runs.
 
