@@ -216,11 +216,7 @@ def read_embeddings(url_dir: str, dtype: Any = np.float32) -> tuple[np.ndarray, 
     expected_type = pa.list_(VectorDtype.parse(manifest.dtype).arrow, manifest.dim)
     for part in manifest.parts:
         url = fs.join(url_dir, part)
-        filesystem, path = fs.filesystem(url)
-        if not filesystem.exists(path):
-            raise EmbeddingsNotFoundError(f"{url} is missing; {MANIFEST} lists it (re-run the embedding job)")
-        with filesystem.open(path, "rb") as f:
-            table = pq.read_table(f, columns=["row", "vector"])
+        table = read_part(url_dir, part, ["row", "vector"])
         if table.column("vector").type != expected_type:
             raise IndexMismatchError(
                 f"{url}: vector type {table.column('vector').type}, manifest says {expected_type}"
@@ -233,6 +229,20 @@ def read_embeddings(url_dir: str, dtype: Any = np.float32) -> tuple[np.ndarray, 
         vectors[rows] = table_to_vectors(table.column("vector"), dtype)
     _check_counts(counts, url_dir)
     return vectors, manifest
+
+
+def read_part(url_dir: str, part: str, columns: list[str]) -> pa.Table:
+    """`columns` of one part its manifest lists (`part` relative to `url_dir`).
+
+    Raises:
+        EmbeddingsNotFoundError: the part's file is missing.
+    """
+    url = fs.join(url_dir, part)
+    filesystem, path = fs.filesystem(url)
+    if not filesystem.exists(path):
+        raise EmbeddingsNotFoundError(f"{url} is missing; {MANIFEST} lists it (re-run the embedding job)")
+    with filesystem.open(path, "rb") as f:
+        return pq.read_table(f, columns=columns)
 
 
 def _check_counts(counts: np.ndarray, url_dir: str) -> None:

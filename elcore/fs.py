@@ -57,6 +57,15 @@ def write_json_atomic(url: str, value: Any) -> None:
     write_bytes_atomic(url, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
+def remove(url: str) -> bool:
+    """Delete the file or folder at `url` (a folder with everything under it); False when none was there."""
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        return False
+    fs.rm(path, recursive=True)
+    return True
+
+
 def makedirs(url: str) -> None:
     fs, path = filesystem(url)
     fs.makedirs(path, exist_ok=True)

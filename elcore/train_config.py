@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -176,6 +177,23 @@ class TrainConfig:
             if isinstance(values.get(name), str):
                 values[name] = [values[name]]
         return cls(**values).validate()
+
+    def absolute(self) -> TrainConfig:
+        """This config with its local paths made absolute, for workers that run in another directory."""
+
+        def local(url: str) -> str:
+            return os.path.abspath(url) if fs.is_local(url) else url
+
+        values = self.to_dict()
+        values["train_data"] = [local(u) for u in self.train_data]
+        values["dev_data"] = [local(u) for u in self.dev_data]
+        for name in ("catalogue", "output_dir"):
+            values[name] = local(values[name])
+        if self.init_model:
+            values["init_model"] = local(self.init_model)
+        if os.path.exists(self.base_model):
+            values["base_model"] = os.path.abspath(self.base_model)
+        return TrainConfig(**values)
 
     def job_fingerprint(self) -> str:
         """Hash of the fields that define the job; a checkpoint is resumed only by the same job."""

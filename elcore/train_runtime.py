@@ -1,7 +1,7 @@
 """What differs between training in one process and on Ray Train workers: `TrainingRuntime`.
 
 The loop (`elcore.training`) calls the runtime for its device, DDP wrapping, data sharding,
-collectives and checkpoint reporting; `pipelines.train.RayTrainRuntime` implements the same
+collectives and checkpoint reporting; `pipelines.ray_train_runtime.RayTrainRuntime` implements the same
 methods with Ray Train. `catalogue_vectors_on_ranks` shares a catalogue encode out over the ranks.
 
     >>> runtime = TrainingRuntime()
@@ -26,7 +26,7 @@ from .model import ElqModel
 
 
 class TrainingRuntime:
-    """One process, no DDP. `pipelines.train.RayTrainRuntime` is the Ray Train version.
+    """One process, no DDP. `pipelines.ray_train_runtime.RayTrainRuntime` is the Ray Train version.
 
     The collective methods (`all_gather_rows`, `all_true`, `broadcast_weights`) must be called by
     every rank at the same point; here they are identities.
@@ -61,11 +61,10 @@ class TrainingRuntime:
         target = fs.join(root, f"step-{metrics['step']:08d}")
         filesystem, path = fs.filesystem(target)
         filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        if filesystem.exists(path):
-            filesystem.rm(path, recursive=True)
+        fs.remove(target)
         filesystem.put(checkpoint_dir.rstrip("/") + "/", path, recursive=True)
         for old in finished_checkpoints(root)[:-keep]:
-            filesystem.rm(fs.filesystem(fs.join(root, old))[1], recursive=True)
+            fs.remove(fs.join(root, old))
 
     def barrier(self) -> None:
         pass

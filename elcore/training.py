@@ -113,8 +113,8 @@ def train(config: TrainConfig, runtime: TrainingRuntime | None = None) -> dict:
         )
         run.state, run.saved_negatives = TrainState(**resumed.state), resumed.negatives
         log.info("resumed from %s at step %d (epoch %d)", resume_from, run.state.step, run.state.epoch)
-    elif runtime.is_main and fs.exists(run.metrics_url):
-        fs.filesystem(run.metrics_url)[0].rm(fs.filesystem(run.metrics_url)[1])  # a fresh run's own record
+    elif runtime.is_main:
+        fs.remove(run.metrics_url)  # a fresh run's own record
     autocast = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.amp]
     state = run.state
     checkpoint_every = config.checkpoint_every_steps or config.eval_every_steps

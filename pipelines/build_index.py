@@ -14,110 +14,18 @@ job are kept on a re-run.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from elcore import fs
-from elcore.embeddings import EmbeddingsManifest, read_manifest, table_to_vectors
-from elcore.errors import ConfigError, EmbeddingsNotFoundError, IndexMismatchError
+from elcore.embedding_rows import EmbeddingRows
+from elcore.embeddings import read_manifest
+from elcore.errors import ConfigError
 from elcore.index import IndexSpec
 
 from .common import finished, init_ray, prepare_output, track
 from .options import run_command_line
-
-
-@dataclass
-class BuildIndexConfig:
-    """Build a sharded FAISS index over an embeddings folder: train once, one Ray task per shard."""
-
-    embeddings: str = field(
-        metadata={"help": "embeddings folder (manifest.json + Parquet parts), fsspec URL"}
-    )
-    output: str = field(metadata={"help": "index folder to write (index.json + shard files), fsspec URL"})
-    index: IndexSpec = field(default_factory=IndexSpec)
-    num_shards: int = field(default=1, metadata={"help": "shards by contiguous row range"})
-    cpus_per_task: float = field(default=1.0, metadata={"help": "CPUs each train/build task asks Ray for"})
-    address: str | None = field(
-        default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
-    )
-    overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
-
-    def validate(self) -> BuildIndexConfig:
-        if self.num_shards < 1 or self.cpus_per_task <= 0:
-            raise ConfigError(
-                f"num_shards must be >= 1 and cpus_per_task > 0, got {self.num_shards}, {self.cpus_per_task}"
-            )
-        return self
-
-
-class EmbeddingRows:
-    """The vectors of an embeddings folder, read on demand by row: a [count, dim] array-like.
-
-    `train_empty_index` samples from it as from an array, and a shard task reads its row range, so no process
-    holds all vectors. `part_rows` lists (file, first row, last row) per part, from `part_row_ranges`.
-    """
-
-    ndim = 2
-
-    def __init__(self, url: str, manifest: EmbeddingsManifest, part_rows: list[tuple[str, int, int]]) -> None:
-        self.url, self.manifest, self.part_rows = url, manifest, part_rows
-        self.shape = (manifest.count, manifest.dim)
-
-    def __len__(self) -> int:
-        return self.manifest.count
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self.read(np.arange(len(self)), dtype or np.float32)
-
-    def __getitem__(self, key: slice | np.ndarray) -> np.ndarray:
-        rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
-        return self.read(rows)
-
-    def read(self, rows: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
-        """Vectors of `rows` (distinct, in that order), reading only the parts that hold some of them."""
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.zeros((len(rows), self.manifest.dim), dtype=dtype)
-        found = np.zeros(len(rows), dtype=bool)
-        order = np.argsort(rows, kind="stable")
-        wanted = rows[order]
-        lo, hi = (int(wanted[0]), int(wanted[-1])) if len(rows) else (0, -1)
-        for name, first, last in self.part_rows:
-            if last < lo or first > hi:
-                continue
-            table = _read_part(fs.join(self.url, name), ["row", "vector"])
-            part_rows = table.column("row").to_numpy()
-            slot = np.minimum(np.searchsorted(wanted, part_rows), len(wanted) - 1)
-            keep = np.flatnonzero(wanted[slot] == part_rows)
-            if len(keep):
-                target = order[slot[keep]]
-                out[target] = table_to_vectors(table.column("vector").take(keep), dtype)
-                found[target] = True
-        if not found.all():
-            raise IndexMismatchError(
-                f"{self.url}: rows {rows[~found][:5].tolist()} are in no part; re-run embed-entities"
-            )
-        return out
-
-
-def part_row_ranges(url: str, manifest: EmbeddingsManifest) -> list[tuple[str, int, int]]:
-    """(file, first row, last row) of each part, from the `row` column only."""
-    ranges = []
-    for name in manifest.parts:
-        rows = _read_part(fs.join(url, name), ["row"]).column("row").to_numpy()
-        if len(rows):
-            ranges.append((name, int(rows.min()), int(rows.max())))
-    return ranges
-
-
-def _read_part(url: str, columns: list[str]):
-    filesystem, path = fs.filesystem(url)
-    if not filesystem.exists(path):
-        raise EmbeddingsNotFoundError(f"{url} is missing; manifest.json lists it (re-run embed-entities)")
-    with filesystem.open(path, "rb") as f:
-        return pq.read_table(f, columns=columns)
+from .stage_configs import BuildIndexConfig
 
 
 def train(rows: EmbeddingRows, spec: IndexSpec, threads: int) -> bytes:
@@ -145,7 +53,7 @@ def build_shard(
     from elcore.index import FaissIndex
     from elcore.index_files import write_shard
 
-    vectors = rows.read(np.arange(start, end), np.float16 if rows.manifest.dtype == "float16" else np.float32)
+    vectors = rows.read(np.arange(start, end), rows.dtype)
     shard = FaissIndex.build(vectors, spec, metadata, trained=trained, num_threads=threads)
     write_shard(output, number, shard)
     return {"shard": number, "ntotal": shard.ntotal}
@@ -165,8 +73,7 @@ def run(config: BuildIndexConfig) -> dict[str, Any]:
 
     config.validate()
     started = time.perf_counter()
-    manifest = read_manifest(config.embeddings)
-    spec = config.index
+    manifest, spec = read_manifest(config.embeddings), config.index
     if manifest.count < config.num_shards:
         raise ConfigError(f"{manifest.count} vectors cannot fill {config.num_shards} shards")
     new_index(spec, manifest.dim, manifest.count)  # fails here, before any task starts, on a bad type
@@ -188,9 +95,7 @@ def run(config: BuildIndexConfig) -> dict[str, Any]:
     if todo:
         init_ray(config.address)
         threads = max(1, int(config.cpus_per_task))
-        rows = ray.put(
-            EmbeddingRows(config.embeddings, manifest, part_row_ranges(config.embeddings, manifest))
-        )
+        rows = ray.put(EmbeddingRows.open(config.embeddings))
         remote = {"num_cpus": config.cpus_per_task}
         trained = ray.remote(**remote)(train).remote(rows, spec, threads)
         builds = [

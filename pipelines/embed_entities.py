@@ -15,130 +15,16 @@ read once on the driver (its fingerprint hashes all of it); the actors get the e
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-
-from elcore import settings
 from elcore.catalogue import EntityCatalogue
-from elcore.embeddings import (
-    EmbeddingsManifest,
-    VectorDtype,
-    cache_url,
-    part_path,
-    write_embeddings_part,
-    write_manifest,
-    written_parts,
-)
+from elcore.embeddings import EmbeddingsManifest, cache_url, part_path, write_manifest, written_parts
 from elcore.errors import ConfigError
 
-from .common import (
-    IO_TASK_CPUS,
-    ActorResources,
-    init_ray,
-    model_fingerprint,
-    part_name,
-    prepare_output,
-    track,
-)
+from .common import IO_TASK_CPUS, init_ray, model_fingerprint, prepare_output, track
+from .entity_encoder import EntityEncoder, part_table, write_part
 from .options import run_command_line
-
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-
-
-@dataclass
-class EmbedEntitiesConfig:
-    """Encode a catalogue's entities with a model's entity encoder into Parquet parts and a manifest."""
-
-    catalogue: str = field(metadata={"help": "catalogue: jsonl(.gz) or Parquet file/folder, any fsspec URL"})
-    model: str = field(metadata={"help": "model or linker directory (its entity encoder is used)"})
-    output: str | None = field(
-        default=None, metadata={"help": "embeddings folder (default: the cache for this model and catalogue)"}
-    )
-    dtype: str = field(default="float16", metadata={"help": "stored vector type: float16 or float32"})
-    rows_per_part: int = field(
-        default=10_000, metadata={"help": "entities per Parquet part (the resume unit)"}
-    )
-    batch_size: int = field(default=64, metadata={"help": "entities per encoder call (grouped by length)"})
-    resources: ActorResources = field(default_factory=ActorResources)
-    precision: str = field(
-        default="auto", metadata={"help": "auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16"}
-    )
-    address: str | None = field(
-        default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
-    )
-    overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
-
-    def validate(self) -> EmbedEntitiesConfig:
-        VectorDtype.parse(self.dtype)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r} not supported; use one of {list(PRECISIONS)}")
-        for name in ("rows_per_part", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        return self
-
-
-class EntityEncoder:
-    """Ray Data adapter: the entity encoder loaded once per actor; a row is one part of the catalogue
-    (list columns `title`, `text`), the output row the same part with its float32 vectors as bytes."""
-
-    def __init__(
-        self, model_dir: str, batch_size: int, precision: str, torch_threads: int, use_gpu: bool
-    ) -> None:
-        import torch
-
-        from elcore.model import ElqModel
-
-        settings.hf_offline()
-        torch.set_num_threads(torch_threads)
-        device = "cuda" if use_gpu else "cpu"
-        self.model = ElqModel.from_pretrained(model_dir).to(device).eval()
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}.get(
-            precision, torch.float16 if use_gpu else torch.float32
-        )
-        self.model.to(dtype)
-        self.batch_size = batch_size
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        from elcore.encoding import encode_entities
-
-        vectors = []
-        for titles, texts in zip(batch["title"], batch["text"], strict=True):
-            entities = list(zip(titles.tolist(), texts.tolist(), strict=True))
-            vectors.append(encode_entities(self.model, entities, self.batch_size, progress=False).tobytes())
-        return {
-            "part": batch["part"],
-            "start": batch["start"],
-            "id": batch["id"],
-            "qid": batch["qid"],
-            "vectors": vectors,
-        }
-
-
-def write_part(row: dict[str, Any], output: str, dim: int, dtype: str) -> dict[str, Any]:
-    """Write one part's vectors (rows start.. in catalogue order) and its record; return its name and count."""
-    vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(-1, dim)
-    rows = np.arange(int(row["start"]), int(row["start"]) + len(vectors), dtype=np.int64)
-    write_embeddings_part(output, str(row["part"]), rows, list(row["id"]), list(row["qid"]), vectors, dtype)
-    return {"part": str(row["part"]), "count": len(vectors)}
-
-
-def part_table(catalogue: EntityCatalogue, rows_per_part: int) -> pa.Table:
-    """One row per part: name, first row, and the part's id/qid/title/text as list columns (no copy)."""
-    n = len(catalogue)
-    offsets = pa.array(list(range(0, n, rows_per_part)) + [n], type=pa.int32())
-    columns = {name: catalogue.table.column(name).combine_chunks() for name in ("id", "qid", "title", "text")}
-    starts = list(range(0, n, rows_per_part))
-    return pa.table(
-        {
-            "part": [part_name(i) for i in range(len(starts))],
-            "start": pa.array(starts, type=pa.int64()),
-            **{name: pa.ListArray.from_arrays(offsets, values) for name, values in columns.items()},
-        }
-    )
+from .stage_configs import EmbedEntitiesConfig
 
 
 def run(config: EmbedEntitiesConfig) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,23 +25,7 @@ from elcore.metrics import merge_reports
 from .common import IO_TASK_CPUS, dataset_of, init_ray
 from .corpus_output import output_store, part_tables
 from .options import run_command_line
-
-
-@dataclass
-class EvaluateCorpusConfig:
-    """Strong/weak span and entity P/R/F1 of a link-corpus output against gold examples."""
-
-    gold: str = field(
-        metadata={"help": "gold examples jsonl (kit or ELQ format), the input link-corpus linked"}
-    )
-    links: str = field(metadata={"help": "link-corpus output folder (links/ and status/)"})
-    catalogue: str | None = field(
-        default=None, metadata={"help": "catalogue, to split the metrics by entities with/without text"}
-    )
-    output: str | None = field(default=None, metadata={"help": "report JSON to write (default: print only)"})
-    address: str | None = field(
-        default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
-    )
+from .stage_configs import EvaluateCorpusConfig
 
 
 def evaluate_parts(batch: pa.Table, output: str, examples: Any, has_text: Any) -> dict[str, list]:

@@ -20,164 +20,19 @@ added to the input since: no row is lost or duplicated.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from elcore import fs, settings
+from elcore import fs
 from elcore.catalogue import EntityCatalogue
-from elcore.corpus import FORMATS
-from elcore.errors import ConfigError
-from elcore.index import load_index
-from elcore.index_files import index_exists, manifest_fingerprint
-from elcore.overrides import InferenceOverrides
-from elcore.priors import PRIORS_FILE
+from elcore.index_files import manifest_fingerprint
 
-from .common import (
-    IO_TASK_CPUS,
-    ActorResources,
-    dataset_of,
-    init_ray,
-    model_fingerprint,
-    prepare_output,
-    spread,
-    track,
-)
+from .common import IO_TASK_CPUS, dataset_of, init_ray, model_fingerprint, prepare_output, spread, track
 from .corpus_input import INPUTS_FILE, input_format, plan_units, planned_inputs, read_units
-from .corpus_output import RunTally, link_part, output_store, to_ipc, write_part
+from .corpus_linker import CorpusLinker
+from .corpus_output import RunTally, output_store, write_part
 from .options import run_command_line
-from .shard_servers import RemoteShardedIndex, start_shard_servers
-
-RETRIEVAL = ("local", "shards")
-
-
-@dataclass
-class LinkCorpusConfig:
-    """Link every document of a collection; write links and a per-document status table as Parquet."""
-
-    input: str = field(
-        metadata={"help": "jsonl or Parquet file/folder, or a folder of .txt files; fsspec URL"}
-    )
-    output: str = field(metadata={"help": "output folder: links/, status/, summary.json"})
-    model: str | None = field(
-        default=None,
-        metadata={
-            "help": "linker directory (model + catalogue.parquet + index/ [+ priors]) or model directory; "
-            "default: the embedded default (elq build-default)"
-        },
-    )
-    catalogue: str | None = field(default=None, metadata={"help": "catalogue (default: the linker's own)"})
-    index: str | None = field(
-        default=None, metadata={"help": "index folder from build-index (default: the linker's)"}
-    )
-    format: str = field(default="auto", metadata={"help": "auto, jsonl, parquet or text"})
-    id_field: str = field(default="id", metadata={"help": "document id field (default: the line/row number)"})
-    text_field: str = field(default="text", metadata={"help": "document text field"})
-    docs_per_part: int = field(default=256, metadata={"help": "documents per output part (the resume unit)"})
-    retrieval: str = field(
-        default="local",
-        metadata={"help": "local: the index in each encoder actor; shards: one actor per shard"},
-    )
-    shard_cpus: float = field(
-        default=0.5, metadata={"help": "CPUs each shard actor asks for (retrieval=shards)"}
-    )
-    batch_size: int = field(default=32, metadata={"help": "windows per encoder call"})
-    inference: InferenceOverrides = field(default_factory=InferenceOverrides)
-    resources: ActorResources = field(default_factory=ActorResources)
-    address: str | None = field(
-        default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
-    )
-    overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
-
-    def validate(self) -> LinkCorpusConfig:
-        if not self.model:
-            from elcore.linker import require_default_linker
-
-            self.model = require_default_linker()
-        if self.format not in ("auto", *FORMATS):
-            raise ConfigError(f"format {self.format!r} not supported; use auto, {', '.join(FORMATS)}")
-        if self.retrieval not in RETRIEVAL:
-            raise ConfigError(f"retrieval {self.retrieval!r} not supported; use one of {list(RETRIEVAL)}")
-        if self.inference.use_priors and not fs.exists(fs.join(self.model, PRIORS_FILE)):
-            raise ConfigError(
-                f"--use-priors: {self.model} holds no {PRIORS_FILE}; link with the dense score "
-                "(--no-use-priors) or give a linker with priors"
-            )
-        if self.docs_per_part < 1 or self.batch_size < 1:
-            raise ConfigError(
-                f"docs_per_part and batch_size must be >= 1, got {self.docs_per_part}, {self.batch_size}"
-            )
-        return self
-
-    def catalogue_url(self) -> str:
-        url = self.catalogue or fs.join(self.model, "catalogue.parquet")
-        if not fs.exists(url):
-            raise ConfigError(
-                f"no catalogue at {url}: pass --catalogue (the catalogue the index was built from)"
-            )
-        return url
-
-    def index_url(self) -> str:
-        url = self.index or fs.join(self.model, "index")
-        if not index_exists(url):
-            raise ConfigError(f"no index at {url}: pass --index (an index folder from build-index)")
-        return url
-
-
-# -- link: the encoder actors and the shard actors ---------------------------------------------------------
-
-
-class CorpusLinker:
-    """Ray Data adapter: a `Linker` built once per actor; a row is one part of the corpus, the output row the
-    same part with its links and status tables (Arrow IPC bytes)."""
-
-    def __init__(
-        self,
-        model_dir: str,
-        catalogue: str | None,
-        index: str,
-        shards: list | None,
-        batch_size: int,
-        overrides: dict[str, Any],
-        torch_threads: int,
-        use_gpu: bool,
-    ) -> None:
-        import torch
-
-        from elcore.linker import Linker
-
-        settings.hf_offline()
-        torch.set_num_threads(torch_threads)
-        # faiss gets the actor's threads too: its default (every core) would oversubscribe the node.
-        entity_index: Any = (
-            RemoteShardedIndex(*shards) if shards else load_index(index, num_threads=torch_threads)
-        )
-        self.linker = Linker.from_pretrained(
-            model_dir,
-            catalogue=catalogue,
-            index=entity_index,
-            batch_size=batch_size,
-            device="cuda" if use_gpu else "cpu",
-            **overrides,
-        )
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        links, status = [], []
-        for i in range(len(batch["part"])):
-            if batch["skip"][i]:
-                links.append(b"")
-                status.append(b"")
-                continue
-            docs = [batch[key][i].tolist() for key in ("source", "line", "doc_id", "text", "error")]
-            link_table, status_table = link_part(self.linker, *docs)
-            links.append(to_ipc(link_table))
-            status.append(to_ipc(status_table))
-        keep = ("part", "weight", "skip", "docs")
-        return {**{key: batch[key] for key in keep}, "links": links, "status": status}
-
-
-# -- the pipeline ---------------------------------------------------------------------------------------------
+from .shard_servers import start_shard_servers
+from .stage_configs import LinkCorpusConfig
 
 
 def run(config: LinkCorpusConfig) -> dict[str, Any]:

@@ -21,105 +21,15 @@ import logging
 import os
 import time
 
-import numpy as np
-import torch
-
 from elcore import fs, settings
 from elcore.errors import ConfigError
 from elcore.train_config import TrainConfig
-from elcore.training import TrainingRuntime, train
+from elcore.training import train
 
 from .common import init_ray
 from .options import run_command_line
+from .ray_train_runtime import RayTrainRuntime
 from .train_job import TrainJob
-
-log = logging.getLogger(__name__)
-
-
-class RayTrainRuntime(TrainingRuntime):
-    """The Ray Train side of `elcore.training.train`: one instance per worker."""
-
-    def __init__(self, score_attribute: str | None = None) -> None:
-        import ray.train
-
-        context = ray.train.get_context()
-        self.rank = context.get_world_rank()
-        self.world_size = context.get_world_size()
-        self.score_attribute = score_attribute
-
-    def device(self) -> torch.device:
-        import ray.train.torch
-
-        return ray.train.torch.get_device()
-
-    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        import ray.train.torch
-
-        # Unused parameters: the encoders' poolers never train, and a batch without linked gold
-        # mentions does not run the entity encoder; each rank may differ, so DDP must look.
-        return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
-
-    def latest_checkpoint(self, output_dir: str) -> str | None:
-        import pyarrow.fs
-        import ray.train
-
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            return None
-        if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
-            return checkpoint.path
-        return checkpoint.to_directory()
-
-    def report(self, metrics: dict, checkpoint_dir: str | None, output_dir: str, keep: int = 2) -> None:
-        """Every rank reports (Ray requires it); rank 0 with the checkpoint, others with their part or None."""
-        import ray.train
-
-        if self.score_attribute and self.score_attribute not in metrics:
-            # A checkpoint without an evaluation ranks below every scored one (F1 >= 0) and is kept
-            # only while it is the latest. Not NaN: Ray's run snapshot stores NaN as null.
-            metrics = {**metrics, self.score_attribute: -1.0}
-        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"step-{metrics['step']:08d}")
-
-    # collectives over the process group TorchTrainer set up --------------------------------------
-    def _comm_device(self) -> torch.device:
-        import torch.distributed as dist
-
-        return self.device() if dist.get_backend() == "nccl" else torch.device("cpu")
-
-    def all_gather_rows(self, local: np.ndarray) -> np.ndarray:
-        import torch.distributed as dist
-
-        if self.world_size == 1:
-            return local
-        device = self._comm_device()
-        size = torch.tensor([len(local)], device=device)
-        sizes = [torch.zeros_like(size) for _ in range(self.world_size)]
-        dist.all_gather(sizes, size)
-        longest = int(max(s.item() for s in sizes))
-        padded = torch.zeros((longest, *local.shape[1:]), dtype=torch.from_numpy(local).dtype, device=device)
-        padded[: len(local)] = torch.from_numpy(local).to(device)
-        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
-        dist.all_gather(parts, padded)
-        return np.concatenate([p[: int(s.item())].cpu().numpy() for p, s in zip(parts, sizes, strict=True)])
-
-    def all_true(self, flag: bool) -> bool:
-        import torch.distributed as dist
-
-        if self.world_size == 1:
-            return flag
-        value = torch.tensor([int(flag)], device=self._comm_device())
-        dist.all_reduce(value, op=dist.ReduceOp.MIN)
-        return bool(value.item())
-
-    def broadcast_weights(self, model: torch.nn.Module) -> None:
-        import torch.distributed as dist
-
-        if self.world_size == 1:
-            return
-        with torch.no_grad():
-            for tensor in model.state_dict().values():
-                dist.broadcast(tensor, src=0)
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
@@ -162,14 +72,12 @@ def run(
     Raises:
         ConfigError: a bad option. ray.train.TrainingFailedError: a worker failed.
     """
-    config = _absolute(config).validate()
+    config = config.absolute().validate()
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     if num_workers == 0:
-        checkpoints = fs.join(config.output_dir, "checkpoints")
-        if not resume and fs.exists(checkpoints):
-            filesystem, path = fs.filesystem(checkpoints)
-            filesystem.rm(path, recursive=True)
+        if not resume:
+            fs.remove(fs.join(config.output_dir, "checkpoints"))
         return train(config)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -178,9 +86,8 @@ def run(
     name = run_name(config.output_dir)
     storage = storage_path or fs.join(config.output_dir, "ray")
     storage = os.path.abspath(storage) if fs.is_local(storage) else storage
-    if not resume and fs.exists(fs.join(storage, name)):
-        filesystem, path = fs.filesystem(fs.join(storage, name))
-        filesystem.rm(path, recursive=True)
+    if not resume:
+        fs.remove(fs.join(storage, name))
     score = f"dev_{config.select_by}" if config.dev_data else None
     resources = {"CPU": cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
     trainer = TorchTrainer(
@@ -212,22 +119,6 @@ def run(
         "fit_seconds": round(time.perf_counter() - started, 1),
     }
     return summary
-
-
-def _absolute(config: TrainConfig) -> TrainConfig:
-    def local(url: str) -> str:
-        return os.path.abspath(url) if fs.is_local(url) else url
-
-    values = config.to_dict()
-    values["train_data"] = [local(u) for u in config.train_data]
-    values["dev_data"] = [local(u) for u in config.dev_data]
-    for name in ("catalogue", "output_dir"):
-        values[name] = local(values[name])
-    if config.init_model:
-        values["init_model"] = local(config.init_model)
-    if os.path.exists(config.base_model):
-        values["base_model"] = os.path.abspath(config.base_model)
-    return TrainConfig(**values)
 
 
 def run_job(job: TrainJob) -> dict:

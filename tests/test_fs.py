@@ -36,6 +36,14 @@ def test_a_failed_write_leaves_nothing(root):
     assert not fs.exists(url) and not [p for p in filesystem.ls(path, detail=False) if "tmp" in p]
 
 
+def test_remove_deletes_a_folder_or_a_file_and_says_when_none_was_there(root):
+    fs.write_json_atomic(fs.join(root, "out", "a", "x.json"), {})
+    fs.write_json_atomic(fs.join(root, "out", "y.json"), {})
+    assert fs.remove(fs.join(root, "out", "y.json")) and fs.exists(fs.join(root, "out", "a", "x.json"))
+    assert fs.remove(fs.join(root, "out")) and not fs.exists(fs.join(root, "out", "a", "x.json"))
+    assert fs.remove(fs.join(root, "out")) is False
+
+
 def test_fingerprint_is_stable_and_separates_parts():
     assert fs.fingerprint("ab", "c") == fs.fingerprint("ab", "c") != fs.fingerprint("a", "bc")
     assert len(fs.fingerprint(b"x")) == 16

@@ -456,8 +456,8 @@ def test_parquet_and_text_inputs_through_the_predictor(work, index_url, referenc
     """Read parts of each input format and call the predictor on them directly (no Ray): what the pipeline
     does per part, so these formats need no Ray run of their own."""
     from pipelines.corpus_input import input_format, plan_units, read_parts
+    from pipelines.corpus_linker import CorpusLinker
     from pipelines.corpus_output import from_ipc
-    from pipelines.link_corpus import CorpusLinker
 
     docs = work["docs"][:6]
     pq.write_table(
