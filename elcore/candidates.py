@@ -72,28 +72,34 @@ def with_alias_spans(
     first: torch.Tensor,
     last: torch.Tensor,
     search_unknown: bool = True,
+    edge_punctuation: bool = True,
 ) -> CandidateSpans:
     """The mention head's spans (`b_idx`, `first`, `last`) plus every valid span the table knows.
 
     `search_unknown=False` drops the head's spans whose surface the table does not know (for a head
-    that never links one, their dense searches are wasted)."""
+    that never links one, their dense searches are wasted); `edge_punctuation=False` drops spans whose
+    text begins or ends with punctuation (the span without it has the same surface)."""
     vb, vi, vw = (t.cpu() for t in valid.nonzero(as_tuple=True))
     vj = vi + vw
     keys = np.zeros(len(vb), dtype=np.uint64)
     starts = np.zeros(len(vb), dtype=np.int64)
+    clean = np.ones(len(vb), dtype=bool)
     for n, (b, i, j) in enumerate(zip(vb.tolist(), vi.tolist(), vj.tolist(), strict=True)):
         window = batch.windows[b]
         s, e = char_span(docs[window.text_index], window, i, j)
-        keys[n], starts[n] = text_key(texts[window.text_index][s:e]), s
+        surface = texts[window.text_index][s:e]
+        keys[n], starts[n] = text_key(surface), s
+        clean[n] = edge_punctuation or (surface[:1].isalnum() and surface[-1:].isalnum())
     positions = priors.find_keys(keys)
     length, width = valid.shape[1], valid.shape[2]
     flat = ((vb * length + vi) * width + vw).numpy()  # increasing: nonzero() walks in row-major order
     head_at = np.searchsorted(flat, ((b_idx * length + first) * width + (last - first)).numpy())
-    if not search_unknown:
-        head_at = head_at[positions[head_at] >= 0]
     in_head = np.zeros(len(flat), dtype=bool)
     in_head[head_at] = True
-    at = np.concatenate([head_at, np.flatnonzero((positions >= 0) & ~in_head)])
+    if not search_unknown:
+        head_at = head_at[positions[head_at] >= 0]
+    head_at = head_at[clean[head_at]]
+    at = np.concatenate([head_at, np.flatnonzero((positions >= 0) & ~in_head & clean)])
     searched = torch.zeros(len(at), dtype=torch.bool)
     searched[: len(head_at)] = True
     return CandidateSpans(vb[at], vi[at], vj[at], searched, positions[at], keys[at], starts[at])

@@ -52,6 +52,8 @@ FEATURES = (
     "context_log_softmax",  # ... over the span's candidates
     "has_qid",  # the entity has a Wikidata id
     "log_qid_number",  # log of its QID number (older items are the better-known ones)
+    "log_surface_occurrences",  # how often the surface occurs in the counted texts, linked or not
+    "link_rate",  # ... and the share of those occurrences that are links (low for a common word)
 )
 
 
@@ -91,6 +93,7 @@ class FusedCandidates:
     in_dense: np.ndarray  # [N, C] bool: returned by the dense search
     counts: np.ndarray  # [N, C] mention counts of (surface, row), leave-one-out applied
     surface_totals: np.ndarray  # [N] mention counts of the surface, leave-one-out applied
+    surface_occurrences: np.ndarray  # [N] occurrences of the surface in the counted texts, leave-one-out
     surface_entities: np.ndarray  # [N] entities recorded for the surface
     is_title: np.ndarray  # [N, C] bool
     is_alias: np.ndarray  # [N, C] bool
@@ -126,6 +129,7 @@ def fuse_candidates(
     first = np.zeros((n, width), dtype=bool)
     discount = np.zeros((n, width), dtype=np.float32)
     totals = np.zeros(n, dtype=np.float32)
+    occurrences = np.zeros(n, dtype=np.float32)
     entities = np.zeros(n, dtype=np.float32)
     for s in range(n):
         dense = [int(r) for r in dense_rows[s] if r >= 0]
@@ -137,6 +141,9 @@ def fuse_candidates(
             found = priors.candidates(int(positions[s]))
             entities[s] = len(found.rows)
             totals[s] = float(priors.surface_totals[positions[s]])
+            occurrences[s] = float(priors.surface_occurrences[positions[s]])
+            if mine is not None:
+                occurrences[s] -= mine.occurrences.get(int(keys[s]), 0)
             for row in found.rows[:top].tolist() if top else []:
                 if row not in column and len(column) < width:
                     column[row] = len(column)
@@ -159,7 +166,19 @@ def fuse_candidates(
                 if c is not None:
                     discount[s, c] += taken
     in_dense = ~np.isnan(scores)
-    return FusedCandidates(rows, scores, in_dense, counts, totals, entities, title, alias, first, discount)
+    return FusedCandidates(
+        rows,
+        scores,
+        in_dense,
+        counts,
+        totals,
+        np.maximum(occurrences, 0.0),
+        entities,
+        title,
+        alias,
+        first,
+        discount,
+    )
 
 
 def nesting(
@@ -194,6 +213,10 @@ def candidate_features(
     context_masked = np.where(valid, context, -np.inf)
     context_log_softmax = context_masked - _logsumexp(context_masked)[:, None]
     qid_number = entities.qid_number[safe_rows]
+    # Links over occurrences, one unseen occurrence added (a surface seen once, as a link, is not yet
+    # always one); anchor counts (links without their texts) can exceed the occurrences.
+    occurrences = fused.surface_occurrences
+    link_rate = np.where(occurrences > 0, np.minimum(fused.surface_totals / (occurrences + 1.0), 1.0), 0.0)
     per_span = lambda x: np.broadcast_to(np.asarray(x)[:, None], (n, c))  # noqa: E731
     columns = [
         per_span(spans.mention_scores),
@@ -219,6 +242,8 @@ def candidate_features(
         np.where(valid, context_log_softmax, 0.0),
         qid_number > 0,
         np.log1p(qid_number),
+        per_span(np.log1p(fused.surface_occurrences)),
+        per_span(link_rate),
     ]
     features = np.stack([np.asarray(x, dtype=np.float32) for x in columns], axis=-1)
     return np.where(valid[..., None], features, 0.0).astype(np.float32)
@@ -232,7 +257,8 @@ def _logsumexp(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FusionConfig:
-    """The head's shape, its feature scaling and the link threshold it was tuned with."""
+    """The head's shape, its features (names of `FEATURES`: a head fitted on fewer keeps working as
+    features are added), their scaling and the link threshold it was tuned with."""
 
     features: list[str] = field(default_factory=lambda: list(FEATURES))
     hidden_size: int = 32
@@ -241,9 +267,18 @@ class FusionConfig:
     # Dense-search the mention head's spans whose surface the prior table does not know; False where the
     # head was found never to link such a span (`elcore.hybrid.calibrate_unknown_surfaces`).
     search_unknown_surfaces: bool = True
+    # Keep spans that begin or end with punctuation ("Egypt." beside "Egypt", the same surface): heads
+    # fitted before this setting saw them; new fits drop them, so a span is not "inside a known span"
+    # merely because its sentence stop follows it.
+    edge_punctuation_spans: bool = True
     feature_mean: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
     feature_std: list[float] = field(default_factory=lambda: [1.0] * len(FEATURES))
     training: dict = field(default_factory=dict)  # what it was trained on (counts, epochs)
+
+
+def for_new_fit(config: FusionConfig) -> FusionConfig:
+    """`config` with the span conventions a head fitted by this elq uses (older heads keep theirs)."""
+    return dataclasses.replace(config, edge_punctuation_spans=False)
 
 
 class FusionHead(nn.Module):
@@ -252,6 +287,7 @@ class FusionHead(nn.Module):
     def __init__(self, config: FusionConfig) -> None:
         super().__init__()
         self.config = config
+        self.columns = torch.tensor([FEATURES.index(name) for name in config.features])
         width = len(config.features)
         self.net = nn.Sequential(
             nn.Linear(width, config.hidden_size), nn.ReLU(), nn.Linear(config.hidden_size, 1)
@@ -260,7 +296,8 @@ class FusionHead(nn.Module):
         self.register_buffer("std", torch.tensor(config.feature_std, dtype=torch.float32))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net((features - self.mean) / self.std).squeeze(-1)
+        """Logits for `[..., len(FEATURES)]` features (the head reads its own columns)."""
+        return self.net((features[..., self.columns] - self.mean) / self.std).squeeze(-1)
 
     @torch.inference_mode()
     def log_probs(self, features: np.ndarray) -> np.ndarray:
@@ -280,10 +317,11 @@ class FusionHead(nn.Module):
         if not fs.exists(config_url):
             raise ModelNotFoundError(f"no fusion head at {url} (config.json missing)")
         config = FusionConfig(**fs.read_json(config_url))
-        if list(config.features) != list(FEATURES):
+        unknown = [name for name in config.features if name not in FEATURES]
+        if unknown:
             raise ConfigError(
-                f"the fusion head at {url} was fitted on features {config.features}, this elq computes "
-                f"{list(FEATURES)}: refit it (`elq build-default` for the embedded default, `elq train "
+                f"the fusion head at {url} was fitted on features {unknown} that this elq does not compute "
+                f"({list(FEATURES)}): refit it (`elq build-default` for the embedded default, `elq train "
                 "--recipe hybrid` or elcore.hybrid.fit_hybrid for your own), or link with --no-use-priors"
             )
         head = cls(config)
@@ -300,10 +338,12 @@ def train_head(
     learning_rate: float = 3e-3,
     seed: int = 0,
 ) -> FusionHead:
-    """Fit a head with binary cross-entropy on `[n, F]` features and 0/1 labels (one row per candidate)."""
+    """Fit a head with binary cross-entropy on `[n, len(FEATURES)]` features and 0/1 labels (one row per
+    candidate); it reads the columns `config.features` names."""
     config = dataclasses.replace(config or FusionConfig())
-    mean = features.mean(axis=0)
-    std = features.std(axis=0)
+    used = features[:, [FEATURES.index(name) for name in config.features]]
+    mean = used.mean(axis=0)
+    std = used.std(axis=0)
     config.feature_mean = mean.astype(float).tolist()
     config.feature_std = np.where(std > 1e-6, std, 1.0).astype(float).tolist()
     torch.manual_seed(seed)

@@ -27,7 +27,7 @@ import numpy as np
 from . import fs
 from .data import Example, read_examples
 from .errors import ConfigError
-from .fusion import FusionConfig, train_head
+from .fusion import FusionConfig, for_new_fit, train_head
 from .linker import Linker
 from .priors import MentionCounts, PriorTable, example_rows
 
@@ -47,6 +47,8 @@ class HybridConfig:
             file must be in `prior_data`, so leave-one-out applies). "partial" marks files that
             annotate only some mentions (Wikipedia anchors, FewRel's entity pairs): only candidate
             spans that overlap a gold span are used, so unannotated names are not taught as negatives.
+            Texts without a gold span are fitted from complete files (every span there is a negative,
+            "the cup of tea" kind) and skipped in partial ones.
         anchor_counts: an `anchors.parquet` written by `elq kb build` (surface, entity, count), optional.
         fusion: the head's shape and its prior candidates per span.
         cased_copies: share of the completely annotated head texts that are also fitted in a cased
@@ -134,7 +136,8 @@ def fit_hybrid(
             raise ConfigError(
                 f"hybrid.head_data file {url} is not among prior_data (leave-one-out needs it there)"
             )
-        pool = [e for e in pool if e.mentions]
+        if annotation == "partial":  # a text without gold spans says nothing about its spans there
+            pool = [e for e in pool if e.mentions]
         chosen = rng.sample(pool, min(limit, len(pool))) if limit else pool
         if annotation == "complete" and config.cased_copies > 0 and chosen:
             chosen = chosen + _cased_copies(chosen, _gold_titles(linker, chosen), config.cased_copies, rng)
@@ -142,7 +145,7 @@ def fit_hybrid(
         partial += [annotation == "partial"] * len(chosen)
     linker.priors, linker.fusion, linker.use_priors = priors, None, True
     features, labels = collect_training_rows(linker, head_examples, partial)
-    head = train_head(features, labels, config.fusion, epochs=config.epochs, seed=config.seed)
+    head = train_head(features, labels, for_new_fit(config.fusion), epochs=config.epochs, seed=config.seed)
     linker.fusion = head
     summary = {
         "surfaces": len(priors),
@@ -219,6 +222,16 @@ def _cased_copies(
     return copies
 
 
+def _without_edge_punctuation(text: str, start: int, end: int) -> tuple[int, int]:
+    """A gold span as the linker proposes it: "Washington, D.C." without its stop, which the link gets
+    back from its title (`linker.name_end`)."""
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    while start < end and not text[start].isalnum():
+        start += 1
+    return start, end
+
+
 def collect_training_rows(
     linker: Linker, examples: Sequence[Example], partial: Sequence[bool] | None = None, batch: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +256,7 @@ def collect_training_rows(
             chunk, rows_of[lo : lo + batch], hits, chunk_partial, strict=True
         ):
             gold = {
-                (m.start, m.end): int(r)
+                _without_edge_punctuation(example.text, m.start, m.end): int(r)
                 for m, r in zip(example.mentions, gold_rows, strict=True)
                 if m.has_span
             }

@@ -35,7 +35,7 @@ from .candidates import BatchInputs, FusedParts, score_fused, window_context, wi
 from .catalogue import EntityCatalogue
 from .encoding import catalogue_vectors
 from .errors import ConfigError, IndexMismatchError, ModelNotFoundError
-from .fusion import FUSION_DIR, EntityFacts, FusionHead
+from .fusion import FUSION_DIR, EntityFacts, FusionConfig, FusionHead, for_new_fit
 from .index import EntityIndex, IndexSpec, build_index, load_index
 from .model import ElqConfig, ElqModel
 from .priors import PRIORS_FILE, MentionCounts, PriorTable
@@ -378,9 +378,19 @@ class Linker:
         searched = torch.ones(len(b_idx), dtype=torch.bool)
         spans = None
         if self.use_priors:
-            search_unknown = self.fusion is None or self.fusion.config.search_unknown_surfaces
+            # While a head's rows are collected (no head yet), spans are proposed as a new fit's are.
+            fitted = self.fusion.config if self.fusion is not None else for_new_fit(FusionConfig())
             spans = with_alias_spans(
-                self.priors, texts, docs, batch, valid, b_idx, first, last, search_unknown
+                self.priors,
+                texts,
+                docs,
+                batch,
+                valid,
+                b_idx,
+                first,
+                last,
+                search_unknown=fitted.search_unknown_surfaces,
+                edge_punctuation=fitted.edge_punctuation_spans,
             )
             b_idx, first, last, searched = spans.batch_index, spans.first, spans.last, spans.searched
         if len(b_idx) == 0:
@@ -464,8 +474,10 @@ class Linker:
         out = []
         for text, per_text in zip(texts, hits, strict=True):
             links = []
+            starts = {h.start for h in per_text}
             for h in per_text:
                 top = entities[int(h.rows[0])]
+                end = h.end if h.end in starts else name_end(text, h.start, h.end, top["title"])
                 candidates = tuple(
                     EntityCandidate(
                         int(r),
@@ -486,8 +498,8 @@ class Linker:
                 links.append(
                     Link(
                         h.start,
-                        h.end,
-                        text[h.start : h.end],
+                        end,
+                        text[h.start : end],
                         int(h.rows[0]),
                         top["id"],
                         top["qid"],
@@ -501,6 +513,16 @@ class Linker:
                 )
             out.append(links)
         return out
+
+
+def name_end(text: str, start: int, end: int, title: str) -> int:
+    """`end`, or one further where the span stops before the stop of an abbreviation that ends the
+    entity's name ("Martin Luther King Jr" + "." for "Martin Luther King Jr.", "Washington, D.C" + "."):
+    the wordpiece spans treat that stop as punctuation, the name includes it."""
+    if text[end : end + 1] != "." or not title.endswith(".") or text[start:end].endswith("."):
+        return end
+    last_word = text[start:end].rsplit(None, 1)[-1] if text[start:end].strip() else ""
+    return end + 1 if title.rsplit(None, 1)[-1].lower() == last_word.lower() + "." else end
 
 
 def index_metadata(model: ElqModel, catalogue: EntityCatalogue) -> dict[str, str]:

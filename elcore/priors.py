@@ -10,8 +10,12 @@ of strings, at 6M entities / ~20M surfaces as at the kit's 126k.
     >>> found = table.find(["Barack Obama"])            # position of each surface, -1 if unknown
     >>> table.candidates(int(found[0]), top=3).rows     # entity rows, most mentioned first
 
-Saved as one Parquet file (`priors.parquet`: key, surface, entity_row, count, is_title, is_alias)
-whose schema metadata holds the catalogue fingerprint and what it was built from.
+Each surface also records how often it occurs in the training texts at all, linked or not
+(`surface_occurrences`): a common word is a link in few of the texts it occurs in, a famous name in most
+(Mihalcea and Csomai's keyphraseness, TagMe's link probability).
+
+Saved as one Parquet file (`priors.parquet`: key, surface, entity_row, count, is_title, is_alias,
+surface_occurrences) whose schema metadata holds the catalogue fingerprint and what it was built from.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ _SCHEMA = pa.schema(
         pa.field("count", pa.int32(), nullable=False),
         pa.field("is_title", pa.bool_(), nullable=False),
         pa.field("is_alias", pa.bool_(), nullable=False),
+        pa.field("surface_occurrences", pa.int32(), nullable=False),
     ]
 )
+MAX_OCCURRENCE_WORDS = 8  # longest surface (in normalised words) whose occurrences in text are counted
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -94,11 +100,25 @@ class PriorCandidates:
     is_alias: np.ndarray  # bool
 
 
+def ngram_keys(text: str, max_words: int = MAX_OCCURRENCE_WORDS) -> dict[int, int]:
+    """Key -> occurrences of every run of up to `max_words` normalised words of `text`: the surfaces the
+    text contains, linked or not ("New York City" contains "new", "new york", "york city", ...)."""
+    words = normalize_surface(text).split()
+    found: dict[int, int] = {}
+    for i in range(len(words)):
+        for n in range(1, min(max_words, len(words) - i) + 1):
+            key = surface_key(" ".join(words[i : i + n]))
+            found[key] = found.get(key, 0) + 1
+    return found
+
+
 @dataclass(frozen=True)
 class MentionCounts:
-    """What one text contributed to the counts (for leave-one-out features): `(key, row) -> n`."""
+    """What one text contributed to the table (for leave-one-out features): `(key, row) -> n` of its gold
+    spans, and `key -> n` of the surfaces it contains (the table's occurrences)."""
 
     pairs: dict[tuple[int, int], int]
+    occurrences: dict[int, int]
 
     @classmethod
     def of(cls, example: Example, catalogue_rows: Sequence[int]) -> MentionCounts:
@@ -106,7 +126,7 @@ class MentionCounts:
         for norm, row in _gold_surfaces(example, catalogue_rows):
             pair = (surface_key(norm), row)
             pairs[pair] = pairs.get(pair, 0) + 1
-        return cls(pairs)
+        return cls(pairs, ngram_keys(example.text))
 
 
 def _gold_surfaces(example: Example, catalogue_rows: Sequence[int]) -> Iterable[tuple[str, int]]:
@@ -138,6 +158,7 @@ class PriorTable:
         is_alias: np.ndarray,
         num_entities: int,
         metadata: dict | None = None,
+        occurrences: np.ndarray | None = None,
     ) -> None:
         self.rows, self.counts = rows.astype(np.int32), counts.astype(np.int32)
         self.is_title, self.is_alias = is_title.astype(bool), is_alias.astype(bool)
@@ -145,6 +166,12 @@ class PriorTable:
         self.surface_keys = keys[starts].astype(np.uint64)  # unique, sorted
         self.offsets = np.r_[starts, len(keys)].astype(np.int64)
         self.surface_totals = np.add.reduceat(self.counts.astype(np.int64), starts) if len(keys) else starts
+        # How often each surface occurs in the counted texts, linked or not (0: not counted).
+        self.surface_occurrences = (
+            np.asarray(occurrences, dtype=np.int64)[starts]
+            if occurrences is not None
+            else np.zeros(len(starts), np.int64)
+        )
         self.entity_counts = np.bincount(self.rows, weights=self.counts, minlength=num_entities).astype(
             np.int64
         )
@@ -160,6 +187,14 @@ class PriorTable:
     @property
     def num_pairs(self) -> int:
         return len(self.rows)
+
+    def pair_keys(self) -> np.ndarray:
+        """The surface key of each pair."""
+        return np.repeat(self.surface_keys, np.diff(self.offsets))
+
+    def pair_occurrences(self) -> np.ndarray:
+        """The surface occurrences of each pair."""
+        return np.repeat(self.surface_occurrences, np.diff(self.offsets))
 
     # ----------------------------------------------------------------- look-up
     def find_keys(self, keys: np.ndarray) -> np.ndarray:
@@ -211,9 +246,15 @@ class PriorTable:
             "catalogue_fingerprint": catalogue.fingerprint,
             "num_entities": len(catalogue),
         }
-        keys = np.repeat(self.surface_keys, np.diff(self.offsets))
         table = PriorTable(
-            keys, self.rows, self.counts, self.is_title, self.is_alias, len(catalogue), metadata
+            self.pair_keys(),
+            self.rows,
+            self.counts,
+            self.is_title,
+            self.is_alias,
+            len(catalogue),
+            metadata,
+            self.pair_occurrences(),
         )
         table.surfaces = self.surfaces
         return table
@@ -231,7 +272,8 @@ class PriorTable:
 
         Args:
             catalogue: titles (and titles without a trailing "(...)") and aliases become names.
-            examples: *training* examples only (never a dev or test split); each gold span counts once.
+            examples: *training* examples only (never a dev or test split); each gold span counts once,
+                and their texts give each surface's occurrences.
             anchor_counts: a table with `surface` (raw anchor text), `entity` (catalogue id or QID) and
                 `count`, as `elq kb build` writes (`anchors.parquet`).
             sources: names of the example files, recorded in the metadata.
@@ -244,10 +286,15 @@ class PriorTable:
             parts.append(_anchor_counts(catalogue, anchor_counts))
         table = pa.concat_tables(parts)
         grouped = table.group_by(["key", "surface", "entity_row"], use_threads=False).aggregate(
-            [("count", "sum"), ("is_title", "max"), ("is_alias", "max")]
+            [("count", "sum"), ("is_title", "max"), ("is_alias", "max"), ("surface_occurrences", "max")]
         )
         grouped = grouped.rename_columns(
-            {"count_sum": "count", "is_title_max": "is_title", "is_alias_max": "is_alias"}
+            {
+                "count_sum": "count",
+                "is_title_max": "is_title",
+                "is_alias_max": "is_alias",
+                "surface_occurrences_max": "surface_occurrences",
+            }
         ).select(_SCHEMA.names)
         grouped = grouped.cast(_SCHEMA).sort_by(
             [
@@ -257,12 +304,18 @@ class PriorTable:
                 ("entity_row", "ascending"),
             ]
         )
+        grouped = grouped.set_column(
+            grouped.schema.get_field_index("surface_occurrences"),
+            "surface_occurrences",
+            pa.array(_occurrences(grouped.column("key").to_numpy(), examples), type=pa.int32()),
+        )
         metadata = {
             "catalogue_fingerprint": catalogue.fingerprint,
             "num_entities": len(catalogue),
             "normalization": NORMALIZATION,
             "example_sources": list(sources),
             "examples": len(examples),
+            "occurrence_texts": len(examples),
             "anchor_pairs": 0 if anchor_counts is None else anchor_counts.num_rows,
         }
         return cls._from_table(grouped, metadata)
@@ -278,6 +331,7 @@ class PriorTable:
             column("is_alias"),
             int(metadata["num_entities"]),
             metadata,
+            column("surface_occurrences") if "surface_occurrences" in table.column_names else None,
         )
         if "surface" in table.column_names:
             prior.surfaces = table.column("surface").combine_chunks()
@@ -286,12 +340,13 @@ class PriorTable:
     # ----------------------------------------------------------------- save / load
     def save(self, url: str) -> None:
         """Write `url` (one Parquet file; fsspec URL)."""
-        keys = np.repeat(self.surface_keys, np.diff(self.offsets))
+        keys = self.pair_keys()
         surfaces = (
             self.surfaces if self.surfaces is not None else pa.nulls(len(keys), pa.string()).fill_null("")
         )
+        columns = [keys, surfaces, self.rows, self.counts, self.is_title, self.is_alias]
         table = pa.table(
-            [keys, surfaces, self.rows, self.counts, self.is_title, self.is_alias], schema=_SCHEMA
+            [*columns, self.pair_occurrences().astype(np.int32)], schema=_SCHEMA
         ).replace_schema_metadata({"elq_priors": json.dumps(self.metadata)})
         with fs.atomic_writer(url) as out:
             pq.write_table(table, out)
@@ -313,8 +368,23 @@ class PriorTable:
         columns = ["key", "entity_row", "count", "is_title", "is_alias"] + (
             ["surface"] if with_surfaces else []
         )
+        if "surface_occurrences" in parquet.schema_arrow.names:  # tables written before it: unknown
+            columns.append("surface_occurrences")
         table = parquet.read(columns=columns)
         return cls._from_table(table, metadata)
+
+
+def _occurrences(pair_keys: np.ndarray, examples: Sequence[Example]) -> np.ndarray:
+    """Per pair, the occurrences of its surface in the examples' texts."""
+    surfaces = np.unique(pair_keys)
+    totals = np.zeros(len(surfaces), dtype=np.int64)
+    for example in examples:
+        found = ngram_keys(example.text)
+        keys = np.fromiter(found, dtype=np.uint64, count=len(found))
+        pos = np.minimum(np.searchsorted(surfaces, keys), max(len(surfaces) - 1, 0))
+        hit = surfaces[pos] == keys if len(surfaces) else np.zeros(len(keys), bool)
+        np.add.at(totals, pos[hit], np.fromiter(found.values(), dtype=np.int64, count=len(found))[hit])
+    return np.minimum(totals[np.searchsorted(surfaces, pair_keys)], np.iinfo(np.int32).max)
 
 
 def _catalogue_name_pairs(catalogue: EntityCatalogue) -> Iterable[tuple[str, int, bool, bool]]:
@@ -350,6 +420,7 @@ def _pairs_table(pairs: Iterable[tuple[str, int, int, bool, bool]]) -> pa.Table:
             pa.array(counts, type=pa.int32()),
             pa.array(titles, type=pa.bool_()),
             pa.array(aliases, type=pa.bool_()),
+            pa.array(np.zeros(len(keys), np.int32), type=pa.int32()),
         ],
         schema=_SCHEMA,
     )

@@ -66,6 +66,9 @@ def test_leave_one_out_removes_the_texts_own_counts(table_and_catalogue):
     log_prior = features[0, :2, FEATURES.index("log_prior")]
     assert np.allclose(np.exp(log_prior) - 1e-3, [0.5, 0.5])  # 1 of 2 each once "a" is left out
     assert features[0, 0, FEATURES.index("log_entity_count")] == pytest.approx(np.log1p(1))
+    # "paris" occurs in all three texts, two of which are left once "a" is out: both links (2 / (2 + 1)).
+    assert without.surface_occurrences[0] == 2
+    assert features[0, 0, FEATURES.index("link_rate")] == pytest.approx(2 / 3)
 
 
 def test_head_learns_a_separable_feature_and_round_trips(tmp_path):
@@ -91,15 +94,24 @@ def test_nesting_marks_spans_inside_and_around_known_spans():
     assert contains.tolist() == [True, True, False, False]
 
 
-def test_a_head_fitted_on_other_features_is_refused(tmp_path):
+def test_a_head_fitted_on_fewer_features_keeps_working_and_an_unknown_one_is_refused(tmp_path):
     import json
 
     from elcore.errors import ConfigError
 
-    head = FusionHead(FusionConfig(hidden_size=4))
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(500, len(FEATURES))).astype(np.float32)
+    labels = (features[:, FEATURES.index("log_prior")] > 0).astype(np.float32)
+    older = FusionConfig(hidden_size=4, features=[f for f in FEATURES if f != "link_rate"])
+    head = train_head(features, labels, older, epochs=5)
     head.save(str(tmp_path / "fusion"))
+    loaded = FusionHead.load(str(tmp_path / "fusion"))
+    assert np.allclose(loaded.log_probs(features[:20]), head.log_probs(features[:20]))
+    shifted = features[:20].copy()
+    shifted[:, FEATURES.index("link_rate")] += 5.0  # a column it was not fitted on changes nothing
+    assert np.allclose(loaded.log_probs(shifted), head.log_probs(features[:20]))
     config = json.loads((tmp_path / "fusion" / "config.json").read_text())
-    config["features"] = config["features"][:-1]
+    config["features"][-1] = "a_feature_of_a_later_elq"
     (tmp_path / "fusion" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="refit it"):
         FusionHead.load(str(tmp_path / "fusion"))

@@ -168,3 +168,30 @@ def test_cased_copies_change_case_only():
     copies = _cased_copies(examples, ["Betty White", "Marriage", "Stanley Kubrick"], 1.0, random.Random(0))
     assert [c.text for c in copies] == ["Who is Betty White's husband?"]
     assert copies[0].mentions == examples[0].mentions and copies[0].id == "1/cased"
+
+
+def test_a_new_fit_proposes_no_span_with_edge_punctuation_and_an_older_head_still_does(hybrid):
+    linker, _ = hybrid
+    assert linker.fusion.config.edge_punctuation_spans is False
+    text = ["Paris is the capital of France."]
+    assert not [h for h in linker.link_candidates(text)[0] if not h.mention[-1:].isalnum()]
+    linker.fusion.config.edge_punctuation_spans = True  # a head fitted before the setting existed
+    assert "France." in {h.mention for h in linker.link_candidates(text)[0]}
+
+
+def test_gold_spans_ending_in_a_stop_give_their_positive_row(dense):
+    from elcore.priors import PriorTable
+
+    examples = [Example("a", "I moved to Paris.", (GoldMention(11, 17, "Q90"),))]  # the gold keeps its stop
+    dense.priors, dense.use_priors = PriorTable.build(dense.catalogue, examples), True
+    assert int(collect_training_rows(dense, examples)[1].sum()) == 1  # "Paris" is the positive row
+
+
+@pytest.mark.parametrize(("annotation", "fitted"), [("complete", 7), ("partial", 6)])
+def test_texts_without_golds_are_fitted_from_complete_files_only(dense, tmp_path, annotation, fitted):
+    url = str(tmp_path / "train.jsonl")
+    write_examples(url, [*TRAIN, Example("7", "the weather is nice", ())])
+    config = HybridConfig(
+        prior_data=[url], head_data=[(url, 0, annotation)], fusion=FusionConfig(hidden_size=4), epochs=1
+    )
+    assert fit_hybrid(dense, config)["head_examples"] == fitted

@@ -3,7 +3,7 @@ import pytest
 from elcore.encoding import encode_entities
 from elcore.errors import IndexMismatchError
 from elcore.index import FaissIndex, IndexSpec
-from elcore.linker import Linker
+from elcore.linker import Linker, name_end
 
 TEXTS = [
     "who is betty white's husband?",
@@ -140,3 +140,25 @@ def test_a_fresh_base_model_warns_that_its_head_is_untrained(tiny_base_dir, smal
     fresh = ElqModel.from_base(str(tiny_base_dir), max_context_length=32, context_stride=12)
     with pytest.warns(UntrainedModelWarning, match="untrained"):
         Linker(fresh, small_catalogue, linker.index, check_fingerprints=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "title", "expected"),
+    [
+        (
+            "Martin Luther King Jr. spoke.",
+            0,
+            21,
+            "Martin Luther King Jr.",
+            22,
+        ),  # the stop of "Jr." is the name's
+        ("a speech in Washington, D.C.", 12, 27, "Washington, D.C.", 28),
+        ("King Jr. spoke", 0, 7, "Martin Luther King Jr.", 8),  # an alias ending in the same word
+        ("He met Jordan.", 7, 13, "Michael Jordan", 13),  # a sentence stop is not the name's
+        ("Born in St. Louis.", 8, 10, "Saint Louis", 10),
+        ("Washington, D.C. is", 0, 16, "Washington, D.C.", 16),  # already has it
+        ("Lived in D.C.", 9, 12, "Washington, D.C.", 13),
+    ],
+)
+def test_name_end_takes_the_stop_of_an_abbreviation_that_ends_the_name(text, start, end, title, expected):
+    assert name_end(text, start, end, title) == expected

@@ -4,7 +4,14 @@ import pytest
 from elcore.catalogue import EntityCatalogue
 from elcore.data import Example, GoldMention
 from elcore.errors import IndexMismatchError
-from elcore.priors import MentionCounts, PriorTable, example_rows, normalize_surface, surface_keys
+from elcore.priors import (
+    MentionCounts,
+    PriorTable,
+    example_rows,
+    ngram_keys,
+    normalize_surface,
+    surface_keys,
+)
 
 TRAIN = [
     Example("t1", "who is paris hilton?", (GoldMention(7, 19, "Q47899"),)),
@@ -52,7 +59,8 @@ def test_save_and_load_round_trip(catalogue, tmp_path, where):
     table = PriorTable.build(catalogue, TRAIN, sources=["train.jsonl"])
     table.save(url)
     loaded = PriorTable.load(url, with_surfaces=True)
-    for name in ("surface_keys", "offsets", "rows", "counts", "is_title", "is_alias", "entity_counts"):
+    names = ("surface_keys", "offsets", "rows", "counts", "is_title", "is_alias", "entity_counts")
+    for name in (*names, "surface_occurrences"):
         assert np.array_equal(getattr(loaded, name), getattr(table, name)), name
     assert loaded.metadata["example_sources"] == ["train.jsonl"]
     assert "paris hilton" in loaded.surfaces.to_pylist()
@@ -93,3 +101,35 @@ def test_leave_one_out_counts_are_what_an_example_contributed(catalogue):
     key = int(surface_keys(["paris"])[0])
     assert own[1].pairs == {(key, 0): 1} and own[2].pairs == {(key, 0): 1}
     assert own[3].pairs == {}  # a gold without a span contributed nothing
+
+
+def test_occurrences_count_each_surface_in_the_training_texts_linked_or_not(catalogue):
+    texts = [
+        Example("a", "Paris in spring, Paris in autumn", (GoldMention(0, 5, "Q90"),)),
+        Example("b", "paris hilton and france", ()),
+    ]
+    table = PriorTable.build(catalogue, texts)
+    occurrences = dict(
+        zip(
+            ["paris", "paris hilton", "france", "city of light"],
+            table.find(["Paris", "Paris Hilton", "France", "City of Light"]).tolist(),
+            strict=True,
+        )
+    )
+    counted = {name: int(table.surface_occurrences[pos]) for name, pos in occurrences.items()}
+    assert counted == {"paris": 3, "paris hilton": 1, "france": 1, "city of light": 0}
+    assert table.surface_totals[occurrences["paris"]] == 1  # one of its three occurrences is a link
+    own = MentionCounts.of(texts[0], example_rows(catalogue, texts[:1])[0])
+    assert own.occurrences[int(surface_keys(["paris"])[0])] == 2  # what leave-one-out takes away
+    assert ngram_keys("New York", max_words=1) == {int(k): 1 for k in surface_keys(["new", "york"])}
+
+
+def test_a_table_written_before_occurrences_loads_with_none_counted(catalogue, tmp_path):
+    import pyarrow.parquet as pq
+
+    url = str(tmp_path / "priors.parquet")
+    PriorTable.build(catalogue, TRAIN).save(url)
+    older = pq.read_table(url)
+    pq.write_table(older.drop_columns(["surface_occurrences"]), url)
+    loaded = PriorTable.load(url)
+    assert len(loaded) == len(PriorTable.build(catalogue, TRAIN)) and not loaded.surface_occurrences.any()

@@ -7,7 +7,10 @@ that name no entity at all. Only entities of that catalogue are golds (a name ou
 "Chicago Bulls", is left unannotated). Each gold is `(surface as written, catalogue title)`; the span is the
 first occurrence of the surface at or after the previous gold's end.
 
-    python benchmarks/data/make_everyday.py      # rewrites benchmarks/data/everyday.jsonl
+A second set, `everyday_dev.jsonl` (45 sentences, other entities, written the same way), is the one to
+make design choices on; `everyday.jsonl` only reports them.
+
+    python benchmarks/data/make_everyday.py      # rewrites both .jsonl files
 """
 
 from __future__ import annotations
@@ -126,7 +129,10 @@ SENTENCES: list[tuple[str, list[tuple[str, str]]]] = [
     ("mandela spent 27 years in prison", [("mandela", "Nelson Mandela")]),
     ("The Beatles came from Liverpool.", [("The Beatles", "The Beatles"), ("Liverpool", "Liverpool")]),
     ("John Lennon wrote Imagine.", [("John Lennon", "John Lennon")]),
-    ("Steve Jobs founded Apple with Steve Wozniak.", [("Steve Jobs", "Steve Jobs"), ("Apple", "Apple Inc.")]),
+    (
+        "Steve Jobs founded Apple with Steve Wozniak.",
+        [("Steve Jobs", "Steve Jobs"), ("Apple", "Apple Inc."), ("Steve Wozniak", "Steve Wozniak")],
+    ),
     ("I ate an apple and a banana for lunch.", [("apple", "Apple"), ("banana", "Banana")]),
     ("Bill Gates founded Microsoft.", [("Bill Gates", "Bill Gates"), ("Microsoft", "Microsoft")]),
     (
@@ -182,10 +188,108 @@ SENTENCES: list[tuple[str, list[tuple[str, str]]]] = [
 ]
 
 
-def main() -> None:
-    out = Path(__file__).with_name("everyday.jsonl")
+# Written after the set above, with other entities, to make design choices on (`everyday_dev.jsonl`):
+# the set above only reports them.
+DEV_SENTENCES = [
+    (
+        "Ludwig van Beethoven composed nine symphonies in Vienna.",
+        [("Ludwig van Beethoven", "Ludwig van Beethoven"), ("Vienna", "Vienna")],
+    ),
+    ("who wrote pride and prejudice", [("pride and prejudice", "Pride and Prejudice")]),
+    ("Nelson Mandela", [("Nelson Mandela", "Nelson Mandela")]),
+    ("how deep is the pacific ocean", [("pacific ocean", "Pacific Ocean")]),
+    ("when was the eiffel tower built", [("eiffel tower", "Eiffel Tower")]),
+    (
+        "Picasso painted Guernica in Paris.",
+        [("Picasso", "Pablo Picasso"), ("Guernica", "Guernica (Picasso)"), ("Paris", "Paris")],
+    ),
+    (
+        "Winston Churchill led the United Kingdom during World War II.",
+        [
+            ("Winston Churchill", "Winston Churchill"),
+            ("United Kingdom", "United Kingdom"),
+            ("World War II", "World War II"),
+        ],
+    ),
+    ("Mozart was born in Austria.", [("Mozart", "Wolfgang Amadeus Mozart"), ("Austria", "Austria")]),
+    ("what did galileo discover", [("galileo", "Galileo Galilei")]),
+    ("Napoleon was crowned emperor of France.", [("Napoleon", "Napoleon"), ("France", "France")]),
+    (
+        "The Nile flows into the Mediterranean Sea.",
+        [("Nile", "Nile"), ("Mediterranean Sea", "Mediterranean Sea")],
+    ),
+    ("Jane Austen was born in England.", [("Jane Austen", "Jane Austen"), ("England", "England")]),
+    ("The Colosseum is in Rome.", [("Colosseum", "Colosseum"), ("Rome", "Rome")]),
+    (
+        "Marie Curie studied radioactivity in Paris.",
+        [("Marie Curie", "Marie Curie"), ("radioactivity", "Radioactive decay"), ("Paris", "Paris")],
+    ),
+    (
+        "Homer wrote the Iliad and the Odyssey.",
+        [("Homer", "Homer"), ("Iliad", "Iliad"), ("Odyssey", "Odyssey")],
+    ),
+    ("We ordered pizza and watched a movie.", []),
+    ("The meeting was moved to Tuesday afternoon.", []),
+    ("He fixed the chair in the kitchen.", []),
+    ("Our flight was delayed by two hours.", []),
+    ("She bought flowers for her mother.", []),
+    (
+        "Lincoln was the sixteenth president of the United States.",
+        [("Lincoln", "Abraham Lincoln"), ("United States", "United States")],
+    ),
+    ("who painted the starry night", [("the starry night", "The Starry Night")]),
+    ("Tokyo is the capital of Japan.", [("Tokyo", "Tokyo"), ("Japan", "Japan")]),
+    ("Charles Dickens lived in London.", [("Charles Dickens", "Charles Dickens"), ("London", "London")]),
+    ("freud founded psychoanalysis", [("freud", "Sigmund Freud"), ("psychoanalysis", "Psychoanalysis")]),
+    (
+        "Christopher Columbus crossed the Atlantic Ocean in 1492.",
+        [("Christopher Columbus", "Christopher Columbus"), ("Atlantic Ocean", "Atlantic Ocean")],
+    ),
+    ("Cleopatra ruled Egypt.", [("Cleopatra", "Cleopatra"), ("Egypt", "Egypt")]),
+    ("The Louvre is the most visited museum in the world.", [("Louvre", "Louvre")]),
+    ("Mount Fuji is the highest mountain in Japan.", [("Mount Fuji", "Mount Fuji"), ("Japan", "Japan")]),
+    ("Isaac Newton was born in England.", [("Isaac Newton", "Isaac Newton"), ("England", "England")]),
+    ("Venus is the second planet from the Sun.", [("Venus", "Venus"), ("Sun", "Sun")]),
+    ("Aristotle was a student of Plato.", [("Aristotle", "Aristotle"), ("Plato", "Plato")]),
+    ("The Berlin Wall fell in 1989.", [("Berlin Wall", "Berlin Wall")]),
+    ("Tolstoy wrote Anna Karenina.", [("Tolstoy", "Leo Tolstoy"), ("Anna Karenina", "Anna Karenina")]),
+    ("I need to buy a new phone charger.", []),
+    ("The kids built a snowman in the yard.", []),
+    ("Beethoven lost his hearing.", [("Beethoven", "Ludwig van Beethoven")]),
+    (
+        "The Golden Gate Bridge is in San Francisco.",
+        [("Golden Gate Bridge", "Golden Gate Bridge"), ("San Francisco", "San Francisco")],
+    ),
+    ("Mahatma Gandhi led India to independence.", [("Mahatma Gandhi", "Mahatma Gandhi"), ("India", "India")]),
+    ("darwin developed the theory of evolution", [("darwin", "Charles Darwin"), ("evolution", "Evolution")]),
+    (
+        "The Great Pyramid of Giza is in Egypt.",
+        [("Great Pyramid of Giza", "Great Pyramid of Giza"), ("Egypt", "Egypt")],
+    ),
+    (
+        "Queen Victoria ruled the British Empire.",
+        [("Queen Victoria", "Queen Victoria"), ("British Empire", "British Empire")],
+    ),
+    ("She drank a glass of water after the run.", []),
+    (
+        "The Mississippi River flows into the Gulf of Mexico.",
+        [("Mississippi River", "Mississippi River"), ("Gulf of Mexico", "Gulf of Mexico")],
+    ),
+    (
+        "Leonardo da Vinci painted The Last Supper in Milan.",
+        [
+            ("Leonardo da Vinci", "Leonardo da Vinci"),
+            ("The Last Supper", "The Last Supper (Leonardo)"),
+            ("Milan", "Milan"),
+        ],
+    ),
+]
+
+
+def write(sentences: list[tuple[str, list[tuple[str, str]]]], name: str, prefix: str) -> None:
+    out = Path(__file__).with_name(name)
     lines = []
-    for n, (text, golds) in enumerate(SENTENCES, start=1):
+    for n, (text, golds) in enumerate(sentences, start=1):
         mentions, ids, titles, cursor = [], [], [], 0
         for surface, title in golds:
             start = text.index(surface, cursor)
@@ -194,7 +298,7 @@ def main() -> None:
             ids.append("enwiki:" + " ".join(title.lower().replace("_", " ").split()))
             titles.append(title)
         record = {
-            "id": f"everyday-{n:03d}",
+            "id": f"{prefix}-{n:03d}",
             "text": text,
             "mentions": mentions,
             "wikidata_id": ids,
@@ -204,6 +308,11 @@ def main() -> None:
         lines.append(json.dumps(record, ensure_ascii=False))
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"{len(lines)} examples -> {out}")
+
+
+def main() -> None:
+    write(SENTENCES, "everyday.jsonl", "everyday")
+    write(DEV_SENTENCES, "everyday_dev.jsonl", "everyday-dev")
 
 
 if __name__ == "__main__":
