@@ -234,7 +234,7 @@ def _people_by_name(articles: list[dict], titles: Mapping[str, str]) -> dict[str
     She, which the articles write in lower case too)."""
     words: dict[str, int] = {}
     for article in articles:
-        for word in re.findall(r"(?<![\w.] )(?<=\s)[a-z]\w*", article["extract"]):
+        for word in re.findall(r"(?<!\w)[a-z]\w*", article["extract"]):
             words[word] = words.get(word, 0) + 1
     owners: dict[str, set[str]] = {}
     for article in articles:

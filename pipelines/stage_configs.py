@@ -10,6 +10,7 @@ alone, and each stage imports its config from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from elcore import fs
 from elcore.corpus import FORMATS
@@ -23,6 +24,18 @@ from elcore.priors import PRIORS_FILE
 from .common import ActorResources
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def ray_address() -> Any:
+    """The `address` option every stage takes."""
+    return field(default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"})
+
+
+def overwrite_other_job() -> Any:
+    """The `overwrite` option of the stages that claim an output folder."""
+    return field(default=False, metadata={"help": "replace output left by a different job"})
+
+
 RETRIEVAL = ("local", "shards")
 
 
@@ -44,10 +57,8 @@ class EmbedEntitiesConfig:
     precision: str = field(
         default="auto", metadata={"help": "auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16"}
     )
-    address: str | None = field(
-        default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
-    )
-    overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
+    address: str | None = ray_address()
+    overwrite: bool = overwrite_other_job()
 
     def validate(self) -> EmbedEntitiesConfig:
         VectorDtype.parse(self.dtype)
@@ -70,10 +81,8 @@ class BuildIndexConfig:
     index: IndexSpec = field(default_factory=IndexSpec)
     num_shards: int = field(default=1, metadata={"help": "shards by contiguous row range"})
     cpus_per_task: float = field(default=1.0, metadata={"help": "CPUs each train/build task asks Ray for"})
-    address: str | None = field(
-        default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
-    )
-    overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
+    address: str | None = ray_address()
+    overwrite: bool = overwrite_other_job()
 
     def validate(self) -> BuildIndexConfig:
         if self.num_shards < 1 or self.cpus_per_task <= 0:
@@ -116,10 +125,8 @@ class LinkCorpusConfig:
     batch_size: int = field(default=32, metadata={"help": "windows per encoder call"})
     inference: InferenceOverrides = field(default_factory=InferenceOverrides)
     resources: ActorResources = field(default_factory=ActorResources)
-    address: str | None = field(
-        default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
-    )
-    overwrite: bool = field(default=False, metadata={"help": "replace output left by a different job"})
+    address: str | None = ray_address()
+    overwrite: bool = overwrite_other_job()
 
     def validate(self) -> LinkCorpusConfig:
         if not self.model:
@@ -168,6 +175,4 @@ class EvaluateCorpusConfig:
         default=None, metadata={"help": "catalogue, to split the metrics by entities with/without text"}
     )
     output: str | None = field(default=None, metadata={"help": "report JSON to write (default: print only)"})
-    address: str | None = field(
-        default=None, metadata={"help": "Ray address ('auto': the `ray start` cluster)"}
-    )
+    address: str | None = ray_address()

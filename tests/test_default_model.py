@@ -9,6 +9,7 @@ from elcore.default_model import (
     SUMMARIES,
     DefaultBuildConfig,
     TitleMatcher,
+    _people_by_name,
     _person_aliases,
     _sentences,
     build_default_linker,
@@ -153,6 +154,32 @@ def test_a_lead_names_its_subject_in_full_and_a_variant_names_it_as_people_do(wh
     variant = next(e for e in examples if e.id.endswith("-named"))
     assert variant.text in ("Charles Darwin was an English naturalist.", "Darwin was an English naturalist.")
     assert spans[variant.text] == [(variant.text.split(" was")[0], "enwiki:charles darwin")]
+
+
+def test_a_surname_that_is_one_persons_and_no_words_is_annotated_in_every_lead():
+    def person(title: str, extract: str = "") -> dict:
+        return {"title": title, "description": "", "extract": extract, "topic": "People"}
+
+    articles = [
+        person("Pablo Picasso"),
+        person("Franklin Roosevelt"),
+        person("Theodore Roosevelt"),
+        person("Lao She"),
+        {
+            "title": "Cubism",
+            "description": "",
+            "topic": "Arts",
+            "extract": "Picasso said she knew she would stay. She did.",
+        },
+    ]
+    people = _people_by_name(articles, {"cubism": "enwiki:cubism"})
+    assert people == {"Picasso": "enwiki:pablo picasso"}  # Roosevelt is two people's; "she" is a word
+    catalogue = vital_catalogue(articles)
+    examples = silver_examples(
+        articles, catalogue, DefaultBuildConfig(lowercase_share=0.0, questions_per_entity=0)
+    )
+    spans = {(e.text[m.start : m.end], m.entity) for e in examples for m in e.mentions if m.start is not None}
+    assert ("Picasso", "enwiki:pablo picasso") in spans and not any(text == "She" for text, _ in spans)
 
 
 def test_build_writes_a_hybrid_linker(wheel_dir, tmp_path):
