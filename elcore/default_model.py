@@ -84,13 +84,13 @@ class DefaultBuildConfig:
     output_dir: str = field(default_factory=settings.default_model_dir, metadata={"flags": ("--output",)})
     wheel_dir: str | None = None
     max_entities: int | None = None
-    max_train_examples: int = 3700
+    max_train_examples: int = 3000
     dev_examples: int = 300
     questions_per_entity: float = 0.3
     lowercase_share: float = 0.2
     epochs: int = 1
     batch_size: int = 32
-    max_entity_length: int = 64
+    max_entity_length: int = 48
     max_context_length: int = 64
     head_examples: int = 3000
     # Down to mention p = 0.01 (the head decides; the names of everyday sentences get low mention
