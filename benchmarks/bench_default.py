@@ -3,8 +3,10 @@
 README's sentences link to and how long one `elq link "..."` takes from the shell.
 
     python benchmarks/bench_default.py [--model DIR]     # default: the built embedded default
+    python benchmarks/bench_default.py --builds DIR ...   # several builds on both hand-written sets
 
-Writes `benchmarks/results/default.json`.
+Writes `benchmarks/results/default.json` (with `--builds`: `default_builds.json`, entity and strong
+P/R/F1 of each build on `everyday_dev.jsonl`, the set changes are chosen on, and `everyday.jsonl`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from elcore.linker import Linker, require_default_linker  # noqa: E402
 from elcore.metrics import Prediction, evaluate  # noqa: E402
 
 EVERYDAY = Path(__file__).resolve().parent / "data" / "everyday.jsonl"
+EVERYDAY_DEV = EVERYDAY.with_name("everyday_dev.jsonl")
 README_SENTENCES = [
     "Who painted the Mona Lisa, and where does it hang?",
     "Albert Einstein developed the theory of relativity.",
@@ -51,14 +54,32 @@ def title_matcher(linker: Linker, texts: list[str], max_words: int = 6) -> list[
     ]
 
 
+def compare_builds(model_dirs: list[str]) -> dict:
+    """Entity and strong P/R/F1 of each build (its own threshold) on both hand-written sets."""
+    sets = {"everyday_dev": read_examples(str(EVERYDAY_DEV)), "everyday": read_examples(str(EVERYDAY))}
+    builds = {}
+    for model_dir in model_dirs:
+        linker = Linker.from_pretrained(model_dir, num_candidates=3)
+        row: dict = {"threshold": linker.threshold}
+        for name, examples in sets.items():
+            metrics = evaluate_linker(linker, examples)["metrics"]
+            row[name] = {k: metrics[k] for k in ("entity", "strong")}
+        print(model_dir, {n: round(row[n]["entity"]["f1"], 3) for n in sets}, flush=True)
+        builds[model_dir] = row
+    return {"golds": {name: sum(len(e.mentions) for e in ex) for name, ex in sets.items()}, "builds": builds}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default=None)
+    parser.add_argument("--builds", nargs="+", default=None, help="linker directories to compare")
     args = parser.parse_args(argv)
     machine = machine_info()
     settings.hf_offline()
+    if args.builds:
+        return write_result("default_builds", vars(args), compare_builds(args.builds), machine)
     model_dir = args.model or require_default_linker()
     linker = Linker.from_pretrained(model_dir, num_candidates=3)
     examples = read_examples(str(EVERYDAY))
