@@ -87,9 +87,9 @@ def with_alias_spans(
     for n, (b, i, j) in enumerate(zip(vb.tolist(), vi.tolist(), vj.tolist(), strict=True)):
         window = batch.windows[b]
         s, e = char_span(docs[window.text_index], window, i, j)
-        surface = texts[window.text_index][s:e]
-        keys[n], starts[n] = text_key(surface), s
-        clean[n] = edge_punctuation or (surface[:1].isalnum() and surface[-1:].isalnum())
+        text = texts[window.text_index]
+        keys[n], starts[n] = text_key(text[s:e]), s
+        clean[n] = edge_punctuation or without_edge_punctuation(text, s, e) == (s, e)
     positions = priors.find_keys(keys)
     length, width = valid.shape[1], valid.shape[2]
     flat = ((vb * length + vi) * width + vw).numpy()  # increasing: nonzero() walks in row-major order
@@ -103,6 +103,17 @@ def with_alias_spans(
     searched = torch.zeros(len(at), dtype=torch.bool)
     searched[: len(head_at)] = True
     return CandidateSpans(vb[at], vi[at], vj[at], searched, positions[at], keys[at], starts[at])
+
+
+def without_edge_punctuation(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span `text[start:end]` without the punctuation it begins or ends with: what a head fitted
+    without edge-punctuation spans proposes ("Washington, D.C" for a gold "Washington, D.C.", whose stop
+    the link gets back from its title: `linker.name_end`)."""
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    while start < end and not text[start].isalnum():
+        start += 1
+    return start, end
 
 
 def window_context(hidden: torch.Tensor, content_mask: torch.Tensor, batch_index: torch.Tensor) -> np.ndarray:

@@ -228,17 +228,19 @@ def _person_aliases(article: dict) -> list[str]:
     return aliases
 
 
-def _people_by_name(articles: list[dict], titles: Mapping[str, str]) -> dict[str, str]:
+def _people_by_name(
+    articles: list[dict], aliases: list[list[str]], titles: Mapping[str, str]
+) -> dict[str, str]:
     """Surname (or "known as") of a person -> their id, as written, for names that are one person's,
     no title's and no word's ("Picasso" -> Pablo Picasso; not "Roosevelt", two people, nor "She" of Lao
-    She, which the articles write in lower case too)."""
+    She, which the articles write in lower case too). `aliases`: `_person_aliases` of each article."""
     words: dict[str, int] = {}
     for article in articles:
         for word in re.findall(r"(?<!\w)[a-z]\w*", article["extract"]):
             words[word] = words.get(word, 0) + 1
     owners: dict[str, set[str]] = {}
-    for article in articles:
-        for name in _person_aliases(article):
+    for article, names in zip(articles, aliases, strict=True):
+        for name in names:
             if name[:1].isupper() and name.lower() not in titles and words.get(name.lower(), 0) < 2:
                 owners.setdefault(name, set()).add(_entity_id(article["title"]))
     return {name: next(iter(ids)) for name, ids in owners.items() if len(ids) == 1}
@@ -254,10 +256,11 @@ def silver_examples(
     # Titles of at least two characters that are not plain lowercase words ("Music" is, "Paris" is not).
     linkable = {t.lower(): i for t, i in zip(titles, ids, strict=True) if len(t) >= 4 and not t.islower()}
     matcher = TitleMatcher(linkable)
-    people = _people_by_name(articles, linkable)
+    aliases_of = [_person_aliases(article) for article in articles]
+    people = _people_by_name(articles, aliases_of, linkable)
     people_matcher = TitleMatcher(name.lower() for name in people)
     examples = []
-    for n, article in enumerate(articles):
+    for n, (article, aliases) in enumerate(zip(articles, aliases_of, strict=True)):
         text = _cut(article["extract"], 400)
         own_id = _entity_id(article["title"])
         mentions = [
@@ -270,19 +273,20 @@ def silver_examples(
             mentions = [g for g in mentions if g.start >= subject] + [
                 GoldMention(0, subject, own_id, None, "string_match")
             ]
-        aliases = _person_aliases(article)
-        # A person's lead calls them by surname after the first sentence ("Einstein developed ...").
-        for surname in aliases:
-            taken = [(g.start, g.end) for g in mentions]
-            for m in re.finditer(rf"(?<!\w){re.escape(surname)}(?!\w)", text):
-                if all(m.end() <= s or m.start() >= e for s, e in taken):
-                    mentions.append(GoldMention(m.start(), m.end(), own_id, None, "string_match"))
+        # A person's lead calls them by surname after the first sentence ("Einstein developed ...") ...
+        own_names = (
+            (m.start(), m.end(), own_id)
+            for surname in aliases
+            for m in re.finditer(rf"(?<!\w){re.escape(surname)}(?!\w)", text)
+        )
         # ... and so do other articles ("... influenced by Freud"), where the name is one person's.
-        taken = [(g.start, g.end) for g in mentions]
-        for start, end, _ in people_matcher.find(text):
-            person = people.get(text[start:end])
-            if person and person != own_id and all(end <= s or start >= e for s, e in taken):
-                mentions.append(GoldMention(start, end, person, None, "string_match"))
+        others = (
+            (start, end, people[text[start:end]])
+            for start, end, _ in people_matcher.find(text)
+            if people.get(text[start:end], own_id) != own_id
+        )
+        _add_where_free(mentions, own_names)
+        _add_where_free(mentions, others)
         mentions.sort(key=lambda g: g.start)
         # One example per sentence: everyday input is a sentence or two, not a 400-character lead.
         sentences = _sentences(text, mentions)
@@ -314,6 +318,13 @@ def silver_examples(
             )
     rng.shuffle(examples)
     return examples[: config.dev_examples + config.head_examples + config.max_train_examples]
+
+
+def _add_where_free(mentions: list[GoldMention], spans: Iterable[tuple[int, int, str]]) -> None:
+    """Append each `(start, end, entity)` that overlaps no mention yet (those appended here included)."""
+    for start, end, entity in spans:
+        if all(end <= g.start or start >= g.end for g in mentions):
+            mentions.append(GoldMention(start, end, entity, None, "string_match"))
 
 
 class TitleMatcher:

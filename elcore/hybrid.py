@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import fs
+from .candidates import without_edge_punctuation
 from .data import Example, read_examples
 from .errors import ConfigError
 from .fusion import FusionConfig, for_new_fit, train_head
@@ -222,16 +223,6 @@ def _cased_copies(
     return copies
 
 
-def _without_edge_punctuation(text: str, start: int, end: int) -> tuple[int, int]:
-    """A gold span as the linker proposes it: "Washington, D.C." without its stop, which the link gets
-    back from its title (`linker.name_end`)."""
-    while end > start and not text[end - 1].isalnum():
-        end -= 1
-    while start < end and not text[start].isalnum():
-        start += 1
-    return start, end
-
-
 def collect_training_rows(
     linker: Linker, examples: Sequence[Example], partial: Sequence[bool] | None = None, batch: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +247,7 @@ def collect_training_rows(
             chunk, rows_of[lo : lo + batch], hits, chunk_partial, strict=True
         ):
             gold = {
-                _without_edge_punctuation(example.text, m.start, m.end): int(r)
+                without_edge_punctuation(example.text, m.start, m.end): int(r)
                 for m, r in zip(example.mentions, gold_rows, strict=True)
                 if m.has_span
             }

@@ -50,9 +50,10 @@ _SCHEMA = pa.schema(
         pa.field("count", pa.int32(), nullable=False),
         pa.field("is_title", pa.bool_(), nullable=False),
         pa.field("is_alias", pa.bool_(), nullable=False),
-        pa.field("surface_occurrences", pa.int32(), nullable=False),
     ]
 )
+# The saved file: each pair also carries its surface's occurrences (counted once the pairs are built).
+_FILE_SCHEMA = _SCHEMA.append(pa.field("surface_occurrences", pa.int32(), nullable=False))
 MAX_OCCURRENCE_WORDS = 8  # longest surface (in normalised words) whose occurrences in text are counted
 
 
@@ -286,15 +287,10 @@ class PriorTable:
             parts.append(_anchor_counts(catalogue, anchor_counts))
         table = pa.concat_tables(parts)
         grouped = table.group_by(["key", "surface", "entity_row"], use_threads=False).aggregate(
-            [("count", "sum"), ("is_title", "max"), ("is_alias", "max"), ("surface_occurrences", "max")]
+            [("count", "sum"), ("is_title", "max"), ("is_alias", "max")]
         )
         grouped = grouped.rename_columns(
-            {
-                "count_sum": "count",
-                "is_title_max": "is_title",
-                "is_alias_max": "is_alias",
-                "surface_occurrences_max": "surface_occurrences",
-            }
+            {"count_sum": "count", "is_title_max": "is_title", "is_alias_max": "is_alias"}
         ).select(_SCHEMA.names)
         grouped = grouped.cast(_SCHEMA).sort_by(
             [
@@ -303,11 +299,6 @@ class PriorTable:
                 ("is_title", "descending"),
                 ("entity_row", "ascending"),
             ]
-        )
-        grouped = grouped.set_column(
-            grouped.schema.get_field_index("surface_occurrences"),
-            "surface_occurrences",
-            pa.array(_occurrences(grouped.column("key").to_numpy(), examples), type=pa.int32()),
         )
         metadata = {
             "catalogue_fingerprint": catalogue.fingerprint,
@@ -318,7 +309,21 @@ class PriorTable:
             "occurrence_texts": len(examples),
             "anchor_pairs": 0 if anchor_counts is None else anchor_counts.num_rows,
         }
-        return cls._from_table(grouped, metadata)
+        table = cls._from_table(grouped, metadata)
+        table.surface_occurrences = table._occurrences_in(e.text for e in examples)
+        return table
+
+    def _occurrences_in(self, texts: Iterable[str]) -> np.ndarray:
+        """Per surface, how often it occurs in `texts`, linked or not."""
+        totals = np.zeros(len(self), dtype=np.int64)
+        for text in texts:
+            found = ngram_keys(text)
+            positions = self.find_keys(np.fromiter(found, dtype=np.uint64, count=len(found)))
+            hit = positions >= 0
+            np.add.at(
+                totals, positions[hit], np.fromiter(found.values(), dtype=np.int64, count=len(found))[hit]
+            )
+        return totals
 
     @classmethod
     def _from_table(cls, table: pa.Table, metadata: dict) -> PriorTable:
@@ -346,7 +351,8 @@ class PriorTable:
         )
         columns = [keys, surfaces, self.rows, self.counts, self.is_title, self.is_alias]
         table = pa.table(
-            [*columns, self.pair_occurrences().astype(np.int32)], schema=_SCHEMA
+            [*columns, np.minimum(self.pair_occurrences(), np.iinfo(np.int32).max).astype(np.int32)],
+            schema=_FILE_SCHEMA,
         ).replace_schema_metadata({"elq_priors": json.dumps(self.metadata)})
         with fs.atomic_writer(url) as out:
             pq.write_table(table, out)
@@ -372,19 +378,6 @@ class PriorTable:
             columns.append("surface_occurrences")
         table = parquet.read(columns=columns)
         return cls._from_table(table, metadata)
-
-
-def _occurrences(pair_keys: np.ndarray, examples: Sequence[Example]) -> np.ndarray:
-    """Per pair, the occurrences of its surface in the examples' texts."""
-    surfaces = np.unique(pair_keys)
-    totals = np.zeros(len(surfaces), dtype=np.int64)
-    for example in examples:
-        found = ngram_keys(example.text)
-        keys = np.fromiter(found, dtype=np.uint64, count=len(found))
-        pos = np.minimum(np.searchsorted(surfaces, keys), max(len(surfaces) - 1, 0))
-        hit = surfaces[pos] == keys if len(surfaces) else np.zeros(len(keys), bool)
-        np.add.at(totals, pos[hit], np.fromiter(found.values(), dtype=np.int64, count=len(found))[hit])
-    return np.minimum(totals[np.searchsorted(surfaces, pair_keys)], np.iinfo(np.int32).max)
 
 
 def _catalogue_name_pairs(catalogue: EntityCatalogue) -> Iterable[tuple[str, int, bool, bool]]:
@@ -420,7 +413,6 @@ def _pairs_table(pairs: Iterable[tuple[str, int, int, bool, bool]]) -> pa.Table:
             pa.array(counts, type=pa.int32()),
             pa.array(titles, type=pa.bool_()),
             pa.array(aliases, type=pa.bool_()),
-            pa.array(np.zeros(len(keys), np.int32), type=pa.int32()),
         ],
         schema=_SCHEMA,
     )

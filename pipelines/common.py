@@ -213,7 +213,6 @@ def prepare_output(url: str, job: dict[str, Any], overwrite: bool) -> bool:
     Raises:
         ConfigError: `url` holds another job's output and `overwrite` is false.
     """
-    filesystem, path = fs.filesystem(url)
     job_url = fs.join(url, JOB_FILE)
     normalised = json.loads(json.dumps(job, sort_keys=True, default=str))
     previous = fs.read_json(job_url) if fs.exists(job_url) else None
@@ -223,9 +222,8 @@ def prepare_output(url: str, job: dict[str, Any], overwrite: bool) -> bool:
             f"{url} holds output of a different job (changed: {', '.join(changed)}); "
             "pass --overwrite to replace it, or choose another output"
         )
-    if overwrite and filesystem.exists(path):
-        log.warning("--overwrite: deleting %s", url)
-        filesystem.rm(path, recursive=True)
+    if overwrite and fs.remove(url):
+        log.warning("--overwrite: deleted %s", url)
         previous = None
     fs.makedirs(url)
     if previous is None:

@@ -30,9 +30,7 @@ def write_jsonl(path, records, gz=False):
 def memory_dir():
     url = f"memory://test-catalogue-{uuid.uuid4().hex[:8]}"
     yield url
-    filesystem, path = fs.filesystem(url)
-    if filesystem.exists(path):
-        filesystem.rm(path, recursive=True)
+    fs.remove(url)
 
 
 def test_defaults_and_extra_columns_dropped():

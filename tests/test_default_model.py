@@ -172,7 +172,7 @@ def test_a_surname_that_is_one_persons_and_no_words_is_annotated_in_every_lead()
             "extract": "Picasso said she knew she would stay. She did.",
         },
     ]
-    people = _people_by_name(articles, {"cubism": "enwiki:cubism"})
+    people = _people_by_name(articles, [_person_aliases(a) for a in articles], {"cubism": "enwiki:cubism"})
     assert people == {"Picasso": "enwiki:pablo picasso"}  # Roosevelt is two people's; "she" is a word
     catalogue = vital_catalogue(articles)
     examples = silver_examples(

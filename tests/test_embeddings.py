@@ -35,9 +35,7 @@ def url_dir(request, tmp_path):
         return
     url = f"memory://test-embeddings-{uuid.uuid4().hex[:8]}"
     yield url
-    filesystem, path = fs.filesystem(url)
-    if filesystem.exists(path):
-        filesystem.rm(path, recursive=True)
+    fs.remove(url)
 
 
 def write_parts(url_dir, vectors, dtype, splits=((7, 8, 9), (0, 1, 2, 3, 4, 5, 6))):

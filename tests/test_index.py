@@ -45,9 +45,7 @@ def truth(data):
 def memory_dir():
     url = f"memory://test-index-{uuid.uuid4().hex[:8]}"
     yield url
-    filesystem, path = fs.filesystem(url)
-    if filesystem.exists(path):
-        filesystem.rm(path, recursive=True)
+    fs.remove(url)
 
 
 def recall(found: SearchResult, truth: SearchResult) -> float:
