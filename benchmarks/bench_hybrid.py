@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prior-candidates", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--cased-copies", type=float, default=None, help="override the recipe's share")
+    parser.add_argument(
+        "--unseen-surfaces",
+        type=float,
+        default=None,
+        help="override the recipe's share of unseen gold surfaces",
+    )
     parser.add_argument("--select-by", default="weak_f1")
     parser.add_argument("--throughput-texts", type=int, default=256)
     parser.add_argument("--name", default="hybrid")
@@ -120,6 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
         config.epochs = args.epochs
         if args.cased_copies is not None:
             config.cased_copies = args.cased_copies
+        if args.unseen_surfaces is not None:
+            config.unseen_surfaces = args.unseen_surfaces
         fit = fit_hybrid(
             linker, config, dev=[e for name in DEV_SETS for e in dev[name]], select_by=args.select_by
         )

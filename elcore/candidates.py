@@ -73,12 +73,14 @@ def with_alias_spans(
     last: torch.Tensor,
     search_unknown: bool = True,
     edge_punctuation: bool = True,
+    own: Sequence[MentionCounts] | None = None,
 ) -> CandidateSpans:
     """The mention head's spans (`b_idx`, `first`, `last`) plus every valid span the table knows.
 
     `search_unknown=False` drops the head's spans whose surface the table does not know (for a head
     that never links one, their dense searches are wasted); `edge_punctuation=False` drops spans whose
-    text begins or ends with punctuation (the span without it has the same surface)."""
+    text begins or ends with punctuation (the span without it has the same surface). `own` (per text;
+    fitting the head): a surface only the text's own gold spans put in the table counts as unknown."""
     vb, vi, vw = (t.cpu() for t in valid.nonzero(as_tuple=True))
     vj = vi + vw
     keys = np.zeros(len(vb), dtype=np.uint64)
@@ -91,6 +93,10 @@ def with_alias_spans(
         keys[n], starts[n] = text_key(text[s:e]), s
         clean[n] = edge_punctuation or without_edge_punctuation(text, s, e) == (s, e)
     positions = priors.find_keys(keys)
+    if own is not None:
+        positions = priors.left_out_positions(
+            positions, keys, [own[batch.windows[b].text_index] for b in vb.tolist()]
+        )
     length, width = valid.shape[1], valid.shape[2]
     flat = ((vb * length + vi) * width + vw).numpy()  # increasing: nonzero() walks in row-major order
     head_at = np.searchsorted(flat, ((b_idx * length + first) * width + (last - first)).numpy())

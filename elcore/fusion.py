@@ -117,7 +117,8 @@ def fuse_candidates(
         positions: `[N]` surface positions in `priors` (-1: surface unknown).
         keys: `[N]` surface keys (for leave-one-out).
         own: per span, the counts its own text contributed to `priors` (training only): they are
-            subtracted so the head never learns to trust counts that include its own example.
+            subtracted, and pairs only that text recorded dropped, so the head never learns to trust
+            counts that include its own example (`positions` should be `priors.left_out_positions`).
     """
     n, k = dense_rows.shape
     width = k + top
@@ -139,11 +140,14 @@ def fuse_candidates(
         mine = own[s] if own is not None else None
         if positions[s] >= 0:
             found = priors.candidates(int(positions[s]))
-            entities[s] = len(found.rows)
             totals[s] = float(priors.surface_totals[positions[s]])
             occurrences[s] = float(priors.surface_occurrences[positions[s]])
             if mine is not None:
-                occurrences[s] -= mine.occurrences.get(int(keys[s]), 0)
+                key = int(keys[s])
+                found = found.left_out(key, mine)
+                totals[s] -= mine.links.get(key, 0)
+                occurrences[s] -= mine.occurrences.get(key, 0)
+            entities[s] = len(found.rows)
             for row in found.rows[:top].tolist() if top else []:
                 if row not in column and len(column) < width:
                     column[row] = len(column)
@@ -156,11 +160,6 @@ def fuse_candidates(
                 title[s, c], alias[s, c] = found.is_title[j], found.is_alias[j]
                 first[s, c] = j == 0
         if mine is not None and mine.pairs:
-            key = int(keys[s])
-            for row, c in column.items():
-                taken = mine.pairs.get((key, row), 0)
-                counts[s, c] -= taken
-                totals[s] -= taken
             for (_key, row), taken in mine.pairs.items():
                 c = column.get(row)
                 if c is not None:

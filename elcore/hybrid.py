@@ -56,6 +56,10 @@ class HybridConfig:
             form (first letter and every gold span written as its entity's title, where that only
             changes case), for inputs that name entities with capitals (most lower-cased question
             sets teach the head nothing about those).
+        unseen_surfaces: share of the head texts' gold surfaces (other than titles) fitted as if the
+            table had never seen them: on new text a tenth to a fifth of the names are not in it
+            (kit dev sets), and with aliases taken from the training data the head would otherwise
+            never see such a name be a link.
         epochs: passes of the head over its rows.
         seed: sampling and initialisation.
     """
@@ -65,6 +69,7 @@ class HybridConfig:
     anchor_counts: str | None = None
     fusion: FusionConfig = field(default_factory=FusionConfig)
     cased_copies: float = 0.0
+    unseen_surfaces: float = 0.0
     epochs: int = 30
     seed: int = 0
 
@@ -145,7 +150,9 @@ def fit_hybrid(
         head_examples += chosen
         partial += [annotation == "partial"] * len(chosen)
     linker.priors, linker.fusion, linker.use_priors = priors, None, True
-    features, labels = collect_training_rows(linker, head_examples, partial)
+    features, labels = collect_training_rows(
+        linker, head_examples, partial, unseen_surfaces=config.unseen_surfaces, seed=config.seed
+    )
     head = train_head(features, labels, for_new_fit(config.fusion), epochs=config.epochs, seed=config.seed)
     linker.fusion = head
     summary = {
@@ -224,21 +231,31 @@ def _cased_copies(
 
 
 def collect_training_rows(
-    linker: Linker, examples: Sequence[Example], partial: Sequence[bool] | None = None, batch: int = 256
+    linker: Linker,
+    examples: Sequence[Example],
+    partial: Sequence[bool] | None = None,
+    batch: int = 256,
+    unseen_surfaces: float = 0.0,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features and 0/1 labels of every fused candidate the linker proposes on `examples`.
 
     Candidates whose entity is a gold entity without a span are left out (the gold only says it is
     mentioned somewhere, so they are neither right nor wrong); so are, for a `partial` example, spans
-    that overlap none of its gold spans.
+    that overlap none of its gold spans. Each text's own counts are left out of its features, and a
+    share `unseen_surfaces` of its gold surfaces is treated as unknown to the table.
     """
     partial = list(partial) if partial is not None else [False] * len(examples)
     rows_of = example_rows(linker.catalogue, examples)
+    rng = random.Random(seed)
     features, labels = [], []
     done, started = 0, time.perf_counter()
     for lo in range(0, len(examples), batch):
         chunk = examples[lo : lo + batch]
-        own = [MentionCounts.of(e, r) for e, r in zip(chunk, rows_of[lo : lo + batch], strict=True)]
+        own = [
+            _with_unseen(MentionCounts.of(e, r), unseen_surfaces, rng)
+            for e, r in zip(chunk, rows_of[lo : lo + batch], strict=True)
+        ]
         hits = linker._span_hits(
             [e.text for e in chunk], linker.config.effective_mention_threshold, own, True
         )
@@ -270,3 +287,9 @@ def collect_training_rows(
             (len(examples) - done) / rate,
         )
     return np.concatenate(features), np.concatenate(labels)
+
+
+def _with_unseen(counts: MentionCounts, share: float, rng: random.Random) -> MentionCounts:
+    """`counts` with each of its gold surfaces marked unseen with probability `share`."""
+    unseen = frozenset(key for key in counts.links if rng.random() < share)
+    return dataclasses.replace(counts, unseen=unseen) if unseen else counts

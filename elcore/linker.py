@@ -391,6 +391,7 @@ class Linker:
                 last,
                 search_unknown=fitted.search_unknown_surfaces,
                 edge_punctuation=fitted.edge_punctuation_spans,
+                own=own_counts,
             )
             b_idx, first, last, searched = spans.batch_index, spans.first, spans.last, spans.searched
         if len(b_idx) == 0:

@@ -26,7 +26,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -100,6 +100,18 @@ class PriorCandidates:
     is_title: np.ndarray  # bool
     is_alias: np.ndarray  # bool
 
+    def left_out(self, key: int, own: MentionCounts) -> PriorCandidates:
+        """These candidates of surface `key` as the table would hold them without the text `own`
+        describes: its counts taken away, pairs only it recorded (no title or alias) dropped, and
+        re-ranked by what is left."""
+        taken = np.array([own.pairs.get((key, int(r)), 0) for r in self.rows], dtype=np.int32)
+        if not taken.any():
+            return self
+        counts = self.counts - taken
+        keep = np.flatnonzero((counts > 0) | self.is_title | self.is_alias)
+        order = keep[np.argsort(-counts[keep], kind="stable")]
+        return PriorCandidates(self.rows[order], counts[order], self.is_title[order], self.is_alias[order])
+
 
 def ngram_keys(text: str, max_words: int = MAX_OCCURRENCE_WORDS) -> dict[int, int]:
     """Key -> occurrences of every run of up to `max_words` normalised words of `text`: the surfaces the
@@ -120,14 +132,20 @@ class MentionCounts:
 
     pairs: dict[tuple[int, int], int]
     occurrences: dict[int, int]
+    links: dict[int, int] = field(default_factory=dict)  # key -> n: the pairs summed per surface
+    # Gold surfaces fitted as if no text had named them (`PriorTable.left_out_positions`): the kit's
+    # aliases hold every training surface, so nothing else teaches the head what an unseen name is.
+    unseen: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, example: Example, catalogue_rows: Sequence[int]) -> MentionCounts:
         pairs: dict[tuple[int, int], int] = {}
+        links: dict[int, int] = {}
         for norm, row in _gold_surfaces(example, catalogue_rows):
-            pair = (surface_key(norm), row)
-            pairs[pair] = pairs.get(pair, 0) + 1
-        return cls(pairs, ngram_keys(example.text))
+            key = surface_key(norm)
+            pairs[(key, row)] = pairs.get((key, row), 0) + 1
+            links[key] = links.get(key, 0) + 1
+        return cls(pairs, ngram_keys(example.text), links)
 
 
 def _gold_surfaces(example: Example, catalogue_rows: Sequence[int]) -> Iterable[tuple[str, int]]:
@@ -167,6 +185,10 @@ class PriorTable:
         self.surface_keys = keys[starts].astype(np.uint64)  # unique, sorted
         self.offsets = np.r_[starts, len(keys)].astype(np.int64)
         self.surface_totals = np.add.reduceat(self.counts.astype(np.int64), starts) if len(keys) else starts
+        # The surface is a catalogue name (title or alias) of some entity, or a title: named ones stay in
+        # the table whatever is counted, titles also whatever is held out.
+        any_of = lambda flags: np.logical_or.reduceat(flags, starts) if len(keys) else starts.astype(bool)  # noqa: E731
+        self.surface_named, self.surface_titled = any_of(self.is_title | self.is_alias), any_of(self.is_title)
         # How often each surface occurs in the counted texts, linked or not (0: not counted).
         self.surface_occurrences = (
             np.asarray(occurrences, dtype=np.int64)[starts]
@@ -207,6 +229,23 @@ class PriorTable:
         pos = np.minimum(pos, len(self.surface_keys) - 1)
         hit = (self.surface_keys[pos] == keys) & (keys != 0)
         return np.where(hit, pos, -1).astype(np.int64)
+
+    def left_out_positions(
+        self, positions: np.ndarray, keys: np.ndarray, own: Sequence[MentionCounts | None]
+    ) -> np.ndarray:
+        """`positions` (from `find_keys`) as a table without each span's own text would give them: -1
+        where only that text's gold spans put the surface in the table (leave-one-out: such a surface
+        must look as unknown as a new text's unseen name), and for the text's `unseen` surfaces that
+        are no entity's title."""
+        out = np.array(positions, dtype=np.int64, copy=True)
+        for n, (pos, key, mine) in enumerate(zip(out.tolist(), keys.tolist(), own, strict=True)):
+            if pos < 0 or mine is None:
+                continue
+            if key in mine.unseen and not self.surface_titled[pos]:
+                out[n] = -1
+            elif not self.surface_named[pos] and self.surface_totals[pos] <= mine.links.get(key, 0):
+                out[n] = -1
+        return out
 
     def find(self, texts: Sequence[str]) -> np.ndarray:
         """Surface position of each raw text (normalised here), -1 where unknown."""

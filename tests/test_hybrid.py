@@ -195,3 +195,21 @@ def test_texts_without_golds_are_fitted_from_complete_files_only(dense, tmp_path
         prior_data=[url], head_data=[(url, 0, annotation)], fusion=FusionConfig(hidden_size=4), epochs=1
     )
     assert fit_hybrid(dense, config)["head_examples"] == fitted
+
+
+def test_unseen_surfaces_are_fitted_as_names_the_table_does_not_know(dense):
+    from elcore.fusion import FEATURES
+    from elcore.priors import PriorTable
+
+    # "paris" is a title (known whatever is held out), "city of light" only an alias of Paris.
+    examples = [
+        Example("a", "paris, the city of light", (GoldMention(0, 5, "Q90"), GoldMention(11, 24, "Q90")))
+    ]
+    dense.priors, dense.use_priors = PriorTable.build(dense.catalogue, examples), True
+    known = FEATURES.index("surface_known")
+
+    def known_positives(share: float) -> int:
+        features, labels = collect_training_rows(dense, examples, unseen_surfaces=share)
+        return int(((features[:, known] == 1) & (labels == 1)).sum())
+
+    assert known_positives(0.0) == 2 and known_positives(1.0) == 1

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -101,6 +103,32 @@ def test_leave_one_out_counts_are_what_an_example_contributed(catalogue):
     key = int(surface_keys(["paris"])[0])
     assert own[1].pairs == {(key, 0): 1} and own[2].pairs == {(key, 0): 1}
     assert own[3].pairs == {}  # a gold without a span contributed nothing
+
+
+def test_leave_one_out_forgets_what_only_the_text_itself_put_in_the_table(catalogue):
+    train = [
+        Example("a", "is lutece paris?", (GoldMention(3, 9, "Q90"), GoldMention(10, 15, "Q47899"))),
+        Example("b", "paris hilton", (GoldMention(0, 5, "Q47899"),)),
+    ]
+    table = PriorTable.build(catalogue, train)
+    own = MentionCounts.of(train[0], example_rows(catalogue, train[:1])[0])
+    keys = surface_keys(["lutece", "paris", "city of light"])
+    positions = table.find_keys(keys)
+    assert (positions >= 0).all() and own.links == {int(keys[0]): 1, int(keys[1]): 1}
+    # "lutece" is in the table only through text "a": without it, it is as unknown as a new name;
+    # "paris" is a title and "city of light" an alias, whatever was counted.
+    left = table.left_out_positions(positions, keys, [own] * 3)
+    assert left.tolist() == [-1, positions[1], positions[2]]
+    assert table.left_out_positions(positions, keys, [None] * 3).tolist() == positions.tolist()
+    paris = table.candidates(int(positions[1]))
+    assert paris.rows.tolist()[:2] == [1, 0] and paris.counts.tolist()[:2] == [2, 0]  # Hilton twice
+    without = paris.left_out(int(keys[1]), own)
+    assert without.counts.tolist()[:2] == [1, 0] and without.rows.tolist()[:2] == [1, 0]
+    lutece = table.candidates(int(positions[0])).left_out(int(keys[0]), own)
+    assert lutece.rows.tolist() == []  # the pair only "a" recorded is gone, not kept at count 0
+    # Surfaces fitted as unseen drop out of the table too, unless they are some entity's title.
+    hidden = dataclasses.replace(own, unseen=frozenset(int(k) for k in keys))
+    assert table.left_out_positions(positions, keys, [hidden] * 3).tolist() == [-1, positions[1], -1]
 
 
 def test_occurrences_count_each_surface_in_the_training_texts_linked_or_not(catalogue):
