@@ -19,14 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import longest_matches, machine_info, write_result  # noqa: E402
-from elcore import settings  # noqa: E402
+from elcore import default_model, settings  # noqa: E402
 from elcore.data import read_examples  # noqa: E402
 from elcore.evaluation import evaluate_linker  # noqa: E402
 from elcore.linker import Linker, require_default_linker  # noqa: E402
 from elcore.metrics import Prediction, evaluate  # noqa: E402
 
 EVERYDAY = Path(__file__).resolve().parent / "data" / "everyday.jsonl"
-EVERYDAY_DEV = EVERYDAY.with_name("everyday_dev.jsonl")
+EVERYDAY_DEV = default_model.EVERYDAY_DEV
 README_SENTENCES = [
     "Who painted the Mona Lisa, and where does it hang?",
     "Albert Einstein developed the theory of relativity.",

@@ -263,8 +263,8 @@ class FusionConfig:
     hidden_size: int = 32
     prior_candidates: int = 10  # prior rows added to each span's dense top-k
     threshold: float = math.log(0.5)  # minimum fused log-probability of a link
-    # Dense-search the mention head's spans whose surface the prior table does not know; False where the
-    # head was found never to link such a span (`elcore.hybrid.calibrate_unknown_surfaces`).
+    # Dense-search the mention head's spans whose surface the prior table does not know; False where dev
+    # linking scored no better with those searches (`elcore.hybrid.tune_on_dev`).
     search_unknown_surfaces: bool = True
     # Keep spans that begin or end with punctuation ("Egypt." beside "Egypt", the same surface): heads
     # fitted before this setting saw them; new fits drop them, so a span is not "inside a known span"

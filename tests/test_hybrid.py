@@ -213,3 +213,21 @@ def test_unseen_surfaces_are_fitted_as_names_the_table_does_not_know(dense):
         return int(((features[:, known] == 1) & (labels == 1)).sum())
 
     assert known_positives(0.0) == 2 and known_positives(1.0) == 1
+
+
+def test_dev_tuning_keeps_the_threshold_and_unknown_search_that_score_best_together(hybrid):
+    from elcore.evaluation import evaluate_linker
+    from elcore.hybrid import tune_on_dev
+
+    linker, _ = hybrid
+    sweep = [-6.0, -3.0, -1.0, -0.3]
+    chosen = tune_on_dev(linker, TRAIN, sweep)
+    assert chosen["threshold"] in sweep and linker.threshold == chosen["threshold"]
+    assert linker.fusion.config.search_unknown_surfaces is chosen["search_unknown_surfaces"]
+    best = {}
+    for search in (False, True):
+        linker.fusion.config.search_unknown_surfaces = search
+        best[search] = max(r["weak_f1"] for r in evaluate_linker(linker, TRAIN, sweep=sweep)["sweep"])
+    assert chosen["dev_weak_f1"] == pytest.approx(max(best.values()), abs=1e-4)
+    if best[False] >= best[True]:
+        assert chosen["search_unknown_surfaces"] is False  # the cheaper setting on a tie

@@ -7,8 +7,9 @@ that name no entity at all. Only entities of that catalogue are golds (a name ou
 "Chicago Bulls", is left unannotated). Each gold is `(surface as written, catalogue title)`; the span is the
 first occurrence of the surface at or after the previous gold's end.
 
-A second set, `everyday_dev.jsonl` (45 sentences, other entities, written the same way), is the one to
-make design choices on; `everyday.jsonl` only reports them.
+A second set, `elcore/calibration/everyday_dev.jsonl` (45 sentences, other entities, written the same
+way), is the one to make design choices on, and the default's build tunes its link threshold on it;
+`everyday.jsonl` only reports them.
 
     python benchmarks/data/make_everyday.py      # rewrites both .jsonl files
 """
@@ -16,7 +17,11 @@ make design choices on; `everyday.jsonl` only reports them.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from elcore.default_model import EVERYDAY_DEV  # noqa: E402
 
 SENTENCES: list[tuple[str, list[tuple[str, str]]]] = [
     (
@@ -286,8 +291,7 @@ DEV_SENTENCES = [
 ]
 
 
-def write(sentences: list[tuple[str, list[tuple[str, str]]]], name: str, prefix: str) -> None:
-    out = Path(__file__).with_name(name)
+def write(sentences: list[tuple[str, list[tuple[str, str]]]], out: Path, prefix: str) -> None:
     lines = []
     for n, (text, golds) in enumerate(sentences, start=1):
         mentions, ids, titles, cursor = [], [], [], 0
@@ -311,8 +315,8 @@ def write(sentences: list[tuple[str, list[tuple[str, str]]]], name: str, prefix:
 
 
 def main() -> None:
-    write(SENTENCES, "everyday.jsonl", "everyday")
-    write(DEV_SENTENCES, "everyday_dev.jsonl", "everyday-dev")
+    write(SENTENCES, Path(__file__).with_name("everyday.jsonl"), "everyday")
+    write(DEV_SENTENCES, EVERYDAY_DEV, "everyday-dev")
 
 
 if __name__ == "__main__":
