@@ -122,12 +122,6 @@ def without_edge_punctuation(text: str, start: int, end: int) -> tuple[int, int]
     return start, end
 
 
-def writes_capitals(text: str) -> bool:
-    """Does the text use capitals past its first letter? In one that does, a lower-case span is rarely
-    a name; in one that does not (lower-cased questions), case says nothing."""
-    return any(c.isupper() for c in text[1:])
-
-
 def window_context(hidden: torch.Tensor, content_mask: torch.Tensor, batch_index: torch.Tensor) -> np.ndarray:
     """Mean text-token vector of each span's window: `[N, D]`."""
     content = content_mask.to(hidden.device).unsqueeze(-1).to(hidden.dtype)
@@ -154,12 +148,13 @@ def score_fused(
     fused.dense_scores[missing] = scores[:n][missing]
     b, i, j = spans.batch_index, spans.first, spans.last
     words = inputs.batch.word_start_mask.cumsum(dim=1)
-    text_of = [inputs.batch.windows[bb].text_index for bb in b.tolist()]
     capitalized = np.array(
-        [inputs.texts[t][s : s + 1].isupper() for t, s in zip(text_of, spans.char_starts.tolist(), strict=True)],
+        [
+            inputs.texts[inputs.batch.windows[bb].text_index][s : s + 1].isupper()
+            for bb, s in zip(b.tolist(), spans.char_starts.tolist(), strict=True)
+        ],
         dtype=np.float32,
     )
-    cased = {t: writes_capitals(inputs.texts[t]) for t in set(text_of)}
     known = spans.positions >= 0
     inside, contains = nesting(b.numpy(), i.numpy(), j.numpy(), known)
     facts = SpanFacts(
@@ -170,7 +165,6 @@ def score_fused(
         inside,
         contains,
         scores[n:],
-        np.array([cased[t] for t in text_of], dtype=np.float32),
     )
     features = candidate_features(fused, facts, parts.entities, parts.priors)
     if parts.head is not None:

@@ -54,7 +54,6 @@ FEATURES = (
     "log_qid_number",  # log of its QID number (older items are the better-known ones)
     "log_surface_occurrences",  # how often the surface occurs in the counted texts, linked or not
     "link_rate",  # ... and the share of those occurrences that are links (low for a common word)
-    "cased_text",  # the text uses capitals past its first letter (then `capitalized` says something)
 )
 
 
@@ -69,7 +68,6 @@ class SpanFacts:
     inside_known: np.ndarray
     contains_known: np.ndarray
     context_scores: np.ndarray  # [N, C] window vector . candidate entity vector
-    cased_text: np.ndarray  # the span's text uses capitals past its first letter
 
 
 @dataclass(frozen=True)
@@ -245,7 +243,6 @@ def candidate_features(
         np.log1p(qid_number),
         per_span(np.log1p(fused.surface_occurrences)),
         per_span(link_rate),
-        per_span(spans.cased_text),
     ]
     features = np.stack([np.asarray(x, dtype=np.float32) for x in columns], axis=-1)
     return np.where(valid[..., None], features, 0.0).astype(np.float32)
