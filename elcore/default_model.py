@@ -475,7 +475,8 @@ def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:
         index = FaissIndex.build(catalogue_vectors(model, catalogue), IndexSpec())
         linker = Linker(model, catalogue, index)
         # The same hybrid mechanism as the kit's best model: priors from names and the silver mentions,
-        # a fusion head fitted on texts the model did not train on, its threshold tuned on the dev part.
+        # a fusion head fitted on texts the model did not train on, its threshold tuned on
+        # `threshold_data` (hand-written everyday sentences unless told otherwise).
         hybrid = HybridConfig(
             prior_data=[train_url, head_url],
             head_data=[(head_url, 0)],

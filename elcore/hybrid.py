@@ -179,9 +179,8 @@ def tune_on_dev(
     """The link threshold and whether to dense-search spans of surfaces the prior table does not know
     (`FusionConfig.search_unknown_surfaces`), chosen together: the threshold is swept on `examples`
     (dev texts) with and without those searches, and the better (on a tie the cheaper, without)
-    is kept. Where dev annotates only names the table knows (the embedded default's silver leads),
-    an unknown name the head links is counted wrong and the searches lose; on the kit's question
-    sets they find names no training text had."""
+    is kept. The searches find names no training text had, and add wrong links of unknown spans;
+    where dev annotates only names the table knows (silver leads) every such link counts wrong."""
     from .evaluation import default_thresholds, evaluate_linker
 
     if not linker.fused:
