@@ -26,7 +26,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -132,7 +132,6 @@ class MentionCounts:
 
     pairs: dict[tuple[int, int], int]
     occurrences: dict[int, int]
-    links: dict[int, int] = field(default_factory=dict)  # key -> n: the pairs summed per surface
     # Gold surfaces fitted as if no text had named them (`PriorTable.left_out_positions`): the kit's
     # aliases hold every training surface, so nothing else teaches the head what an unseen name is.
     unseen: frozenset[int] = frozenset()
@@ -140,12 +139,18 @@ class MentionCounts:
     @classmethod
     def of(cls, example: Example, catalogue_rows: Sequence[int]) -> MentionCounts:
         pairs: dict[tuple[int, int], int] = {}
-        links: dict[int, int] = {}
         for norm, row in _gold_surfaces(example, catalogue_rows):
-            key = surface_key(norm)
-            pairs[(key, row)] = pairs.get((key, row), 0) + 1
-            links[key] = links.get(key, 0) + 1
-        return cls(pairs, ngram_keys(example.text), links)
+            pair = (surface_key(norm), row)
+            pairs[pair] = pairs.get(pair, 0) + 1
+        return cls(pairs, ngram_keys(example.text))
+
+    @functools.cached_property
+    def links(self) -> dict[int, int]:
+        """Key -> n: the text's gold spans per surface (its pairs summed over entities)."""
+        links: dict[int, int] = {}
+        for (key, _row), n in self.pairs.items():
+            links[key] = links.get(key, 0) + n
+        return links
 
 
 def _gold_surfaces(example: Example, catalogue_rows: Sequence[int]) -> Iterable[tuple[str, int]]:
